@@ -1,0 +1,283 @@
+"""SequenceModel: input -> recurrent core -> readout, and the variants of the benchmark.
+
+The core is torch's fused nn.RNN / nn.LSTM / nn.GRU (cuDNN on GPU, oneDNN on CPU).
+`SequenceModel.unroll` runs the same recurrence one step at a time with the fused
+module's own parameters, so the probes can keep the gradient of every hidden state.
+
+Initialisations and constraints:
+- orthogonal: every H x H gate block of W_hh orthogonal (Saxe et al. 2014).
+- identity: IRNN, W_hh = I, zero biases, ReLU cell (Le, Jaitly & Hinton 2015).
+- chrono: LSTM forget bias log(U(1, T-1)), input bias its negative (Tallec & Ollivier 2018).
+- constraint orthogonal: W_hh parametrised on the orthogonal group
+  (torch.nn.utils.parametrizations.orthogonal; Lezcano-Casado & Martinez-Rubio 2019).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrizations, parametrize
+
+from rnngrad.tasks import get_task
+
+__all__ = ["VariantSpec", "SequenceModel", "build_model", "CELLS", "INITS", "CONSTRAINTS"]
+
+CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+INITS = ("default", "orthogonal", "identity", "chrono")
+CONSTRAINTS = ("none", "orthogonal")
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+# torch's gate order inside weight_hh_l0 / bias_hh_l0, one H-row block each
+GATE_NAMES = {
+    "rnn_tanh": ("h",),
+    "rnn_relu": ("h",),
+    "lstm": ("i", "f", "g", "o"),
+    "gru": ("r", "z", "n"),
+}
+EMBED_DIM = 16  # width of the symbol embedding for symbolic tasks (copy)
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """A model variant: data from the config's `variants:` mapping, not a class.
+
+    Attributes:
+        cell: recurrent cell, one of CELLS.
+        hidden_size: width H of the hidden state.
+        init: initialisation of the recurrent weights, one of INITS.
+        constraint: "orthogonal" keeps W_hh orthogonal during training (vanilla cells).
+        clip_norm: clip the global gradient norm to this value; None for no clipping.
+        lr: learning rate for this variant; None takes the run's default.
+    """
+
+    cell: str = "lstm"
+    hidden_size: int = 64
+    init: str = "default"
+    constraint: str = "none"
+    clip_norm: float | None = None
+    lr: float | None = None
+
+    def __post_init__(self) -> None:
+        _choice("cell", self.cell, CELLS)
+        _choice("init", self.init, INITS)
+        _choice("constraint", self.constraint, CONSTRAINTS)
+        if not isinstance(self.hidden_size, int) or self.hidden_size < 1:
+            raise ValueError(f"hidden_size must be a positive integer, got {self.hidden_size!r}")
+        if self.clip_norm is not None and not self.clip_norm > 0:
+            raise ValueError(f"clip_norm must be > 0 or null, got {self.clip_norm!r}")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"lr must be > 0 or null, got {self.lr!r}")
+        if self.init == "identity" and self.cell != "rnn_relu":
+            raise ValueError(
+                f"init 'identity' (IRNN) needs cell 'rnn_relu', got cell {self.cell!r}"
+            )
+        if self.init == "chrono" and self.cell != "lstm":
+            raise ValueError(f"init 'chrono' sets LSTM gate biases and needs cell 'lstm', got {self.cell!r}")
+        if self.constraint == "orthogonal" and self.cell not in ("rnn_tanh", "rnn_relu"):
+            raise ValueError(
+                "constraint 'orthogonal' keeps a square W_hh orthogonal and needs cell "
+                f"'rnn_tanh' or 'rnn_relu', got {self.cell!r}"
+            )
+
+    @classmethod
+    def from_dict(cls, d: dict) -> VariantSpec:
+        """Build from a config mapping; unknown keys are an error that names them."""
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(
+                f"unknown variant key(s) {sorted(unknown)}; allowed keys are "
+                f"{sorted(cls.__dataclass_fields__)}"
+            )
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _choice(key: str, value: str, options: tuple[str, ...]) -> None:
+    if value not in options:
+        raise ValueError(f"unknown {key} {value!r}; options are {list(options)}")
+
+
+class SequenceModel(nn.Module):
+    """Embedding or float input -> one recurrent layer -> linear readout.
+
+    For adding the readout reads the last hidden state (B,); for copy it reads every
+    position (B, T+20, 10).
+    """
+
+    def __init__(self, spec: VariantSpec, task: str):
+        super().__init__()
+        self.spec = spec
+        self.task = get_task(task)
+        H = spec.hidden_size
+        if self.task.symbolic:
+            self.embed = nn.Embedding(self.task.input_size, EMBED_DIM)
+            in_size = EMBED_DIM
+        else:
+            self.embed = None
+            in_size = self.task.input_size
+        if spec.cell in ("rnn_tanh", "rnn_relu"):
+            self.rnn = nn.RNN(in_size, H, batch_first=True, nonlinearity=spec.cell[4:])
+        elif spec.cell == "lstm":
+            self.rnn = nn.LSTM(in_size, H, batch_first=True)
+        else:
+            self.rnn = nn.GRU(in_size, H, batch_first=True)
+        self.readout = nn.Linear(H, self.task.output_size)
+
+    @property
+    def cell(self) -> str:
+        return self.spec.cell
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Float inputs (B, T, I) for the recurrent core."""
+        return self.embed(x) if self.embed is not None else x
+
+    def head(self, hs: torch.Tensor) -> torch.Tensor:
+        """Readout from hidden states (B, T, H) to task outputs."""
+        if self.task.per_step_output:
+            return self.readout(hs)  # (B, T, V)
+        return self.readout(hs[:, -1]).squeeze(-1)  # (B,)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hs, _ = self.rnn(self.inputs(x))  # (B, T, H)
+        return self.head(hs)
+
+    def recurrent_weight(self) -> torch.Tensor:
+        """W_hh (G*H, H), through the orthogonal parametrisation when there is one."""
+        return self.rnn.weight_hh_l0
+
+    def step_inputs(self, u: torch.Tensor) -> torch.Tensor:
+        """W_ih u_t + b_ih for all t at once (B, T, G*H): one GEMM instead of T."""
+        return u @ self.rnn.weight_ih_l0.T + self.rnn.bias_ih_l0
+
+    def cell_step(self, xi: torch.Tensor, state: tuple[torch.Tensor, ...], w_hh: torch.Tensor):
+        """One step of the recurrence, with the fused module's parameters and gate order.
+
+        Args:
+            xi: W_ih x_t + b_ih (B, G*H).
+            state: (h,) or (h, c) for the LSTM, each (B, H).
+            w_hh: W_hh (G*H, H), passed in so a parametrised weight is computed once.
+
+        Returns:
+            the new state, same structure as `state`.
+        """
+        h = state[0]
+        gh = h @ w_hh.T + self.rnn.bias_hh_l0  # (B, G*H)
+        cell = self.spec.cell
+        if cell == "rnn_tanh":
+            return (torch.tanh(xi + gh),)
+        if cell == "rnn_relu":
+            return (torch.relu(xi + gh),)
+        if cell == "lstm":
+            i, f, g, o = (xi + gh).chunk(4, dim=-1)
+            c = torch.sigmoid(f) * state[1] + torch.sigmoid(i) * torch.tanh(g)
+            return (torch.sigmoid(o) * torch.tanh(c), c)
+        xr, xz, xn = xi.chunk(3, dim=-1)
+        hr, hz, hn = gh.chunk(3, dim=-1)
+        r = torch.sigmoid(xr + hr)
+        z = torch.sigmoid(xz + hz)
+        n = torch.tanh(xn + r * hn)
+        return ((1 - z) * n + z * h,)
+
+    def initial_state(self, batch: int, like: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        h = like.new_zeros(batch, self.spec.hidden_size)
+        return (h, h.clone()) if self.spec.cell == "lstm" else (h,)
+
+    def unroll(self, x: torch.Tensor, states_hook=None):
+        """Run the recurrence step by step; equal to `forward` up to float rounding.
+
+        Args:
+            x: a task batch.
+            states_hook: called as states_hook(t, state) with each new state, so a
+                caller can keep (and retain gradients of) the hidden states.
+
+        Returns:
+            (outputs, states): task outputs and the list of per-step states, each
+            (h_t,) or (h_t, c_t).
+        """
+        u = self.inputs(x)  # (B, T, I)
+        xi = self.step_inputs(u)  # (B, T, G*H)
+        B, T, _ = xi.shape
+        with _maybe_cached(self):
+            w_hh = self.recurrent_weight()
+            state = self.initial_state(B, xi)
+            states = []
+            for t in range(T):
+                state = self.cell_step(xi[:, t], state, w_hh)
+                if states_hook is not None:
+                    state = states_hook(t, state) or state
+                states.append(state)
+        hs = torch.stack([s[0] for s in states], dim=1)  # (B, T, H)
+        return self.head(hs), states
+
+
+def _maybe_cached(model: nn.Module):
+    # With a parametrised W_hh, compute the orthogonal matrix once per unroll, not per step.
+    if parametrize.is_parametrized(model.rnn):
+        return parametrize.cached()
+    return contextlib.nullcontext()
+
+
+def gate_blocks(w_hh: torch.Tensor, cell: str) -> dict[str, torch.Tensor]:
+    """Split W_hh (G*H, H) into its named H x H gate blocks."""
+    return dict(zip(GATE_NAMES[cell], w_hh.chunk(GATES[cell], dim=0), strict=True))
+
+
+def _init_recurrent(model: SequenceModel, length: int | None) -> None:
+    spec, rnn = model.spec, model.rnn
+    H = spec.hidden_size
+    with torch.no_grad():
+        if spec.init == "orthogonal":
+            for block in rnn.weight_hh_l0.chunk(GATES[spec.cell], dim=0):
+                nn.init.orthogonal_(block)
+        elif spec.init == "identity":
+            rnn.weight_hh_l0.copy_(torch.eye(H))
+            rnn.bias_hh_l0.zero_()
+            rnn.bias_ih_l0.zero_()
+        elif spec.init == "chrono":
+            if length is None or length < 3:
+                raise ValueError(f"init 'chrono' needs the task length T >= 3, got {length!r}")
+            # forget bias log(U(1, T-1)) and input bias its negative, all in bias_hh;
+            # torch adds bias_ih and bias_hh, so bias_ih is zeroed.
+            forget = torch.log(torch.empty(H).uniform_(1.0, float(length - 1)))
+            rnn.bias_ih_l0.zero_()
+            rnn.bias_hh_l0.zero_()
+            rnn.bias_hh_l0[H : 2 * H] = forget
+            rnn.bias_hh_l0[0:H] = -forget
+
+
+def build_model(
+    spec: VariantSpec, task: str, length: int | None = None, seed: int | None = None
+) -> SequenceModel:
+    """Build the model of a variant for a task.
+
+    Args:
+        spec: the variant.
+        task: a key of rnngrad.tasks.TASKS.
+        length: the task's dependency length T (needed by init 'chrono').
+        seed: when given, the initial weights come from this seed alone, whatever the
+            global random state.
+
+    Raises:
+        ValueError: unknown task, or a variant that cannot be built (names the key).
+
+    Example:
+        >>> m = build_model(VariantSpec(cell="gru", init="orthogonal"), task="adding")
+    """
+    if seed is None:
+        return _build(spec, task, length)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _build(spec, task, length)
+
+
+def _build(spec: VariantSpec, task: str, length: int | None) -> SequenceModel:
+    model = SequenceModel(spec, task)
+    _init_recurrent(model, length)
+    if spec.constraint == "orthogonal":
+        # Start from the init's W_hh projected to the nearest orthogonal matrix.
+        parametrizations.orthogonal(model.rnn, "weight_hh_l0")
+    return model
