@@ -1,0 +1,1 @@
+"""rnngrad's benchmark suite: `python -m benchmarks` (or `make bench`)."""

@@ -1,0 +1,152 @@
+"""The `rnngrad` command: train one run, probe at initialisation, list variants, check a config.
+
+The Snakemake workflow calls the same library functions; this command is for
+running or debugging one piece by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from rnngrad import config as cfgmod
+from rnngrad.tasks import TASKS
+
+DEFAULT_CONFIG = "config/config.yaml"
+
+EPILOG = """\
+examples:
+  rnngrad variants                         list the variants of config/config.yaml
+  rnngrad check-config config/smoke.yaml   validate a config without running anything
+  rnngrad train --task adding --length 50 --variant lstm --seed 0 --out /tmp/run
+  rnngrad train --task copy --length 20 --variant gru --seed 1 --steps 200 --out /tmp/r
+  rnngrad probe --task adding --length 500 --variant rnn --seeds 10 --out /tmp/p.parquet
+
+Settings not given on the command line come from the config's `train:` section;
+variants come from its `variants:` mapping. The whole grid runs with `snakemake --cores 8`.
+"""
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config", default=DEFAULT_CONFIG, metavar="FILE",
+        help=f"experiment config (YAML) with the variants and defaults (default: {DEFAULT_CONFIG})",
+    )
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", required=True, choices=sorted(TASKS), help="long-range task")
+    p.add_argument("--length", required=True, type=int, metavar="T", help="dependency length T (>= 2)")
+    p.add_argument("--variant", required=True, metavar="NAME", help="a variant of the config (see `rnngrad variants`)")
+    p.add_argument("--threads", type=int, default=1, metavar="N", help="torch threads (default: 1)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the config's device")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rnngrad",
+        description="Train and probe recurrent networks on long-range tasks: how dL/dh_t decays with distance.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train one run and write its summary, curve and probes")
+    _common(p)
+    _run_args(p)
+    p.add_argument("--seed", type=int, default=0, help="seed of weights and batches (default: 0)")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the run's files")
+    p.add_argument("--steps", type=int, metavar="N", help="override the config's train.steps")
+    p.add_argument("--checkpoint", type=Path, metavar="FILE", help="checkpoint file (default: DIR/.checkpoint.pt)")
+    p.add_argument("--no-probe", action="store_true", help="skip gradient probes during training")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("probe", help="probe dL/dh_t at initialisation over several seeds (no training)")
+    _common(p)
+    _run_args(p)
+    p.add_argument("--seeds", type=int, default=None, metavar="N", help="number of seeds 0..N-1 (default: config probes.seeds)")
+    p.add_argument("--batch-size", type=int, default=None, metavar="B", help="probe batch (default: config probes.batch_size)")
+    p.add_argument("--out", required=True, type=Path, metavar="FILE", help="output parquet file")
+
+    p = sub.add_parser("variants", help="list the variants defined in a config")
+    _common(p)
+
+    p = sub.add_parser("check-config", help="validate a config file; exit 1 with the key named if it is bad")
+    p.add_argument("config", type=Path, metavar="FILE")
+    return parser
+
+
+def _cmd_train(args, cfg: dict) -> int:
+    from rnngrad.train import train_run
+
+    point = cfgmod.GridPoint(args.task, args.length, args.variant, args.seed)
+    spec = cfgmod.run_spec(cfg, point, threads=args.threads, steps=args.steps, device=args.device)
+    summary = train_run(
+        spec, args.out, checkpoint=args.checkpoint, config_hash=cfgmod.config_hash(cfg),
+        probe=not args.no_probe, progress=not args.quiet,
+    )
+    metric = summary["final_metric"]
+    shown = "n/a" if metric is None else f"{metric:.4g}"
+    print(
+        f"{spec.task} T={spec.length} {spec.variant} seed={spec.seed}: {summary['status']} "
+        f"after {summary['steps_done']} steps, final {summary['metric_name']} {shown} -> {args.out}"
+    )
+    return 0
+
+
+def _cmd_probe(args, cfg: dict) -> int:
+    import torch
+
+    from rnngrad.io import write_parquet
+    from rnngrad.probes import init_probe
+    from rnngrad.train import resolve_device
+
+    specs = cfgmod.variant_specs(cfg)
+    if args.variant not in specs:
+        raise cfgmod.ConfigError(f"unknown variant {args.variant!r}; defined variants are {sorted(specs)}")
+    torch.set_num_threads(args.threads)
+    seeds = args.seeds if args.seeds is not None else cfg["probes"]["seeds"]
+    batch = args.batch_size if args.batch_size is not None else cfg["probes"]["batch_size"]
+    device = resolve_device(args.device or cfg["device"])
+    df = init_probe(args.task, args.length, args.variant, specs[args.variant], seeds, batch, device=device)
+    write_parquet(args.out, df)
+    print(f"{args.task} T={args.length} {args.variant}: {seeds} seeds -> {args.out}")
+    return 0
+
+
+def _cmd_variants(cfg: dict) -> int:
+    specs = cfgmod.variant_specs(cfg)
+    width = max(len(n) for n in specs)
+    for name, spec in specs.items():
+        clip = "-" if spec.clip_norm is None else f"{spec.clip_norm:g}"
+        print(
+            f"{name:<{width}}  cell={spec.cell:<8} init={spec.init:<10} "
+            f"constraint={spec.constraint:<10} clip_norm={clip:<5} hidden_size={spec.hidden_size}"
+        )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "check-config":
+            cfgmod.load_config(args.config)
+            print(f"{args.config}: ok")
+            return 0
+        cfg = cfgmod.load_config(args.config)
+        if args.command == "variants":
+            return _cmd_variants(cfg)
+        if args.command == "train":
+            return _cmd_train(args, cfg)
+        return _cmd_probe(args, cfg)
+    except (cfgmod.ConfigError, ValueError, RuntimeError) as err:
+        print(f"rnngrad {args.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

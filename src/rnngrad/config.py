@@ -1,0 +1,241 @@
+"""The experiment config: strict loading, validation, and the grids it defines.
+
+One JSON schema (schemas/config.schema.yaml, also used by the Snakefile) rejects
+unknown keys and bad values; `check_config` adds the checks a schema cannot
+express (variant combinations, references between sections). Every error names
+the key and the allowed values, and is raised before any job runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from rnngrad.models import VariantSpec
+from rnngrad.train import RunSpec
+
+__all__ = [
+    "ConfigError",
+    "SCHEMA_PATH",
+    "load_config",
+    "check_config",
+    "variant_specs",
+    "train_grid",
+    "probe_grid",
+    "config_hash",
+    "GridPoint",
+    "run_spec",
+    "read_yaml",
+]
+
+SCHEMA_PATH = Path(str(files("rnngrad") / "schemas" / "config.schema.yaml"))
+
+
+class ConfigError(ValueError):
+    """A config that cannot be run; the message names the key."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys (plain YAML keeps the last one silently)."""
+
+
+def _mapping_no_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> dict:
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise ConfigError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_no_duplicates)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Read YAML safely, rejecting duplicate keys; errors name the file."""
+    path = Path(path)
+    try:
+        with path.open() as fh:
+            return yaml.load(fh, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (yaml.YAMLError, ConfigError) as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def _schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    where = _key_path(error)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        hint = f"; allowed keys are {allowed}" if allowed else ""
+        return f"unknown key(s) {extra} in {where}{hint}"
+    if error.validator == "enum":
+        return f"{where}: {error.instance!r} is not one of {error.validator_value}"
+    if error.validator == "pattern" or error.validator == "propertyNames":
+        return (
+            f"{where}: name {error.instance!r} is not allowed; names must match "
+            "^[a-z][a-z0-9_]*$ (lower-case letters, digits and _, starting with a letter)"
+        )
+    return f"{where}: {error.message}"
+
+
+def _fill_defaults(cfg: dict, schema: dict) -> None:
+    # The schema's `default`s, applied to the sections that exist, so the defaults
+    # live in one visible place for both the CLI and the Snakefile.
+    for key, sub in schema.get("properties", {}).items():
+        if "default" in sub and key not in cfg:
+            cfg[key] = copy.deepcopy(sub["default"])
+        elif isinstance(cfg.get(key), dict) and sub.get("type") == "object":
+            _fill_defaults(cfg[key], sub)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict) and extra.get("type") == "object":
+        for key, value in cfg.items():
+            if key not in schema.get("properties", {}) and isinstance(value, dict):
+                _fill_defaults(value, extra)
+
+
+def check_config(cfg: Any, source: str = "config") -> dict:
+    """Validate a config mapping and return it with defaults filled in.
+
+    Raises:
+        ConfigError: the first problem found, naming the key and the allowed values.
+    """
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{source}: the config must be a mapping, got {type(cfg).__name__}")
+    schema = _schema()
+    errors = sorted(
+        jsonschema.Draft202012Validator(schema).iter_errors(cfg),
+        key=lambda e: (len(list(e.absolute_path)), _key_path(e)),
+    )
+    if errors:
+        raise ConfigError(f"{source}: " + "; ".join(_describe(e) for e in errors[:5]))
+    cfg = copy.deepcopy(cfg)
+    _fill_defaults(cfg, schema)
+    specs = variant_specs(cfg, source)
+    for section in ("train", "probes"):
+        for name in cfg[section].get("variants", []):
+            if name not in specs:
+                raise ConfigError(
+                    f"{source}: {section}.variants names unknown variant {name!r}; "
+                    f"defined variants are {sorted(specs)}"
+                )
+    for section in ("train", "probes"):
+        for task, lengths in cfg[section]["tasks"].items():
+            for name in _variants(cfg, section):
+                if specs[name].init == "chrono" and min(lengths) < 3:
+                    raise ConfigError(
+                        f"{source}: {section}.tasks.{task}: variant {name!r} uses init 'chrono', "
+                        "which needs lengths >= 3"
+                    )
+    return cfg
+
+
+def load_config(path: str | Path) -> dict:
+    """Read, validate and default a config file (see check_config)."""
+    return check_config(read_yaml(path), source=str(path))
+
+
+def variant_specs(cfg: dict, source: str = "config") -> dict[str, VariantSpec]:
+    """The config's variants as VariantSpecs; the top-level hidden_size is their default."""
+    specs = {}
+    for name, entry in cfg["variants"].items():
+        entry = {"hidden_size": cfg.get("hidden_size", 64), **entry}
+        try:
+            specs[name] = VariantSpec.from_dict(entry)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"{source}: variants.{name}: {err}") from None
+    return specs
+
+
+def _variants(cfg: dict, section: str) -> list[str]:
+    return list(cfg[section].get("variants") or cfg["variants"])
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One job of a grid: a task at a length, a variant, and a seed (None for init probes)."""
+
+    task: str
+    length: int
+    variant: str
+    seed: int | None = None
+
+
+def train_grid(cfg: dict) -> list[GridPoint]:
+    """Every training run of the config, in a stable order."""
+    return [
+        GridPoint(task, length, variant, seed)
+        for task, lengths in cfg["train"]["tasks"].items()
+        for length in lengths
+        for variant in _variants(cfg, "train")
+        for seed in cfg["train"]["seeds"]
+    ]
+
+
+def probe_grid(cfg: dict) -> list[GridPoint]:
+    """Every probe-at-initialisation job (all seeds of a point go in one job)."""
+    return [
+        GridPoint(task, length, variant)
+        for task, lengths in cfg["probes"]["tasks"].items()
+        for length in lengths
+        for variant in _variants(cfg, "probes")
+    ]
+
+
+def config_hash(cfg: dict) -> str:
+    """A short stable hash of the resolved config, written beside every result."""
+    blob = json.dumps(cfg, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def run_spec(cfg: dict, point: GridPoint, *, threads: int = 1, **overrides) -> RunSpec:
+    """The resolved RunSpec of one training run of a (checked) config.
+
+    Args:
+        cfg: a config returned by load_config / check_config.
+        point: task, length, variant and seed of the run.
+        threads: torch threads (a runtime setting, not part of the experiment).
+        overrides: RunSpec fields to change (e.g. steps from the command line); None ignored.
+
+    Raises:
+        ConfigError: unknown variant or task, naming the allowed ones.
+    """
+    specs = variant_specs(cfg)
+    if point.variant not in specs:
+        raise ConfigError(f"unknown variant {point.variant!r}; defined variants are {sorted(specs)}")
+    train = cfg["train"]
+    settings = {
+        key: train[key]
+        for key in ("steps", "batch_size", "lr", "eval_every", "eval_size", "final_k",
+                    "probe_every", "probe_batch", "checkpoint_every")
+    }
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    return RunSpec(
+        task=point.task,
+        length=point.length,
+        variant=point.variant,
+        model=specs[point.variant],
+        seed=point.seed if point.seed is not None else 0,
+        solve_threshold=train.get("solve", {}).get(point.task),
+        device=cfg["device"],
+        threads=threads,
+        **settings,
+    )

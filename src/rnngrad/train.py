@@ -1,0 +1,393 @@
+"""One training run: Adam, optional global-norm clipping, evaluation, probes, checkpoints.
+
+The loop is the only training loop in rnngrad; variants differ by data (the
+VariantSpec), never by a copy of the loop. Clipping acts between backward() and
+step(), and the global gradient norm is recorded before it (Pascanu et al. 2013).
+
+A NaN or inf loss ends the run as `diverged` with a complete summary. A checkpoint
+(model, optimiser, step, curve so far) is written every `checkpoint_every` steps, so
+a killed run resumes where it stopped and ends with the same numbers as an
+uninterrupted one: batches are a pure function of (seed, step).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from rnngrad import tasks
+from rnngrad.io import atomic_path, write_json, write_parquet
+from rnngrad.models import VariantSpec, build_model
+
+__all__ = ["RunSpec", "train_run", "resolve_device", "RUN_FILES"]
+
+log = logging.getLogger(__name__)
+
+RUN_FILES = ("summary.json", "curve.parquet", "gradients.parquet", "spectra.parquet")
+CHECKPOINT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that determines a run's numbers (threads and device only its speed).
+
+    Attributes:
+        task, length: the task and its dependency length T.
+        variant: the variant's name in the config; model: its settings.
+        seed: seeds the initial weights and the training batches.
+        steps: maximum optimiser steps (early stop when solved).
+        batch_size: training batch size.
+        lr: Adam learning rate, unless the variant sets its own.
+        eval_every: evaluate on the fixed evaluation batch every N steps.
+        eval_size: size of the evaluation batch (seeded apart from training seeds).
+        final_k: the final metric is the mean of the last k evaluations.
+        solve_threshold: metric threshold for "solved"; None takes the task's default.
+        probe_every: probe dL/dh_t every N steps (0: only at the start and the end).
+        probe_batch: size of the fixed probe batch.
+        checkpoint_every: write a checkpoint every N steps.
+        device: auto | cpu | cuda.
+        threads: torch intra-op threads (the Snakemake job's threads).
+    """
+
+    task: str
+    length: int
+    variant: str = "lstm"
+    model: VariantSpec = field(default_factory=VariantSpec)
+    seed: int = 0
+    steps: int = 3000
+    batch_size: int = 64
+    lr: float = 1e-3
+    eval_every: int = 100
+    eval_size: int = 500
+    final_k: int = 3
+    solve_threshold: float | None = None
+    probe_every: int = 500
+    probe_batch: int = 32
+    checkpoint_every: int = 500
+    device: str = "auto"
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        tasks.get_task(self.task)
+        if self.length < 2:
+            raise ValueError(f"length must be >= 2, got {self.length}")
+        for key in ("steps", "batch_size", "eval_every", "eval_size", "final_k", "probe_batch",
+                    "checkpoint_every", "threads"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.probe_every < 0:
+            raise ValueError(f"probe_every must be >= 0, got {self.probe_every}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"unknown device {self.device!r}; options are ['auto', 'cpu', 'cuda']")
+
+    @property
+    def effective_lr(self) -> float:
+        return self.model.lr if self.model.lr is not None else self.lr
+
+    def identity(self) -> dict:
+        """The fields that fix the run's numbers: a checkpoint resumes only a run equal in these."""
+        d = asdict(self)
+        d.pop("threads")
+        d.pop("device")
+        return d
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunSpec:
+        d = dict(d)
+        d["model"] = VariantSpec.from_dict(d.get("model", {}))
+        return cls(**d)
+
+
+def resolve_device(device: str) -> torch.device:
+    """auto -> cuda when available, else cpu; cuda without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for, but torch sees no CUDA device")
+    return torch.device(device)
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class _State:
+    """What a checkpoint holds besides the model and optimiser: plain lists and numbers."""
+
+    def __init__(self) -> None:
+        self.step = 0
+        self.curve: dict[str, list] = {k: [] for k in ("step", "loss", "grad_norm", "clipped", "elapsed")}
+        self.evals: dict[str, list] = {"step": [], "metric": [], "eval_loss": []}
+        self.probes: list[dict] = []
+        self.spectra: list[dict] = []
+        self.steps_to_solve: int | None = None
+        self.diverged_at: int | None = None
+        self.elapsed = 0.0  # seconds of training before this process (resumed runs)
+
+    def to_dict(self) -> dict:
+        return dict(vars(self))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> _State:
+        state = cls()
+        vars(state).update(d)
+        return state
+
+
+def _save_checkpoint(path: Path, spec: RunSpec, model, opt, state: _State) -> None:
+    blob = {
+        "version": CHECKPOINT_VERSION,
+        "identity": spec.identity(),
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "state": state.to_dict(),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(blob, tmp)
+
+
+def _load_checkpoint(path: Path, spec: RunSpec, model, opt) -> _State | None:
+    """Restore a checkpoint of this very run; anything else is reported and ignored."""
+    if not path.exists():
+        return None
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if blob.get("version") != CHECKPOINT_VERSION or blob.get("identity") != spec.identity():
+            log.warning("checkpoint %s belongs to another run spec; starting over", path)
+            return None
+        model.load_state_dict(blob["model"])
+        opt.load_state_dict(blob["optimizer"])
+        return _State.from_dict(blob["state"])
+    except Exception as err:  # noqa: BLE001 (any unreadable checkpoint: start over)
+        log.warning("checkpoint %s is unreadable (%s); starting over", path, err)
+        return None
+
+
+def _probe(model, x, y, task: str, probe_step: int, state: _State) -> None:
+    from rnngrad.probes import gradient_profile, weight_spectra
+
+    profile = gradient_profile(model, x, y, task)
+    profile.insert(0, "probe_step", probe_step)
+    state.probes.append(profile.to_dict(orient="list"))
+    spectra = weight_spectra(model)
+    spectra.insert(0, "probe_step", probe_step)
+    state.spectra.append(spectra.to_dict(orient="list"))
+
+
+def _frames(records: list[dict]) -> pd.DataFrame:
+    return pd.concat([pd.DataFrame(r) for r in records], ignore_index=True) if records else pd.DataFrame()
+
+
+def train_run(
+    spec: RunSpec,
+    out_dir: str | Path,
+    *,
+    checkpoint: str | Path | None = None,
+    config_hash: str | None = None,
+    probe: bool = True,
+    progress: bool = True,
+) -> dict:
+    """Train one run and write summary.json, curve.parquet, gradients.parquet, spectra.parquet.
+
+    Args:
+        spec: the run.
+        out_dir: folder for the run's files (created).
+        checkpoint: checkpoint file, outside the declared outputs; default
+            `out_dir/.checkpoint.pt`. It is removed once the run's files are written.
+        config_hash: hash of the config the spec came from, recorded in the summary.
+        probe: measure gradient profiles during training (never changes the run's numbers).
+        progress: draw a tqdm progress bar on stderr (the job's log).
+
+    Returns:
+        The summary, also written as summary.json.
+
+    Example:
+        >>> train_run(RunSpec("adding", 50, steps=200), "/tmp/run")  # doctest: +SKIP
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = Path(checkpoint) if checkpoint is not None else out_dir / ".checkpoint.pt"
+    task = tasks.get_task(spec.task)
+    device = resolve_device(spec.device)
+    torch.set_num_threads(spec.threads)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = False
+
+    model = build_model(spec.model, spec.task, length=spec.length, seed=spec.seed).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=spec.effective_lr)
+    state = _load_checkpoint(ckpt, spec, model, opt)
+    resumed_from = state.step if state is not None else None
+    state = state or _State()
+
+    threshold = task.solve_threshold if spec.solve_threshold is None else spec.solve_threshold
+    x_eval, y_eval = tasks.make_batch(spec.task, spec.length, spec.eval_size, tasks.EVAL_SEED, 0, device)
+    x_probe, y_probe = tasks.make_batch(
+        spec.task, spec.length, spec.probe_batch, tasks.PROBE_SEED, spec.seed, device
+    )
+    clip = spec.model.clip_norm
+    if probe and state.step == 0 and not state.probes:
+        _probe(model, x_probe, y_probe, spec.task, 0, state)
+
+    bar = tqdm(
+        total=spec.steps, initial=state.step, file=sys.stderr, mininterval=5.0,
+        disable=not progress, desc=f"{spec.task} T={spec.length} {spec.variant} seed={spec.seed}",
+    )
+    t0 = time.perf_counter() - state.elapsed
+    pending: list[tuple[torch.Tensor, torch.Tensor]] = []  # (loss, grad_norm) not yet synced
+
+    def flush() -> bool:
+        """Move pending per-step values to the host in one sync; False once a loss is not finite."""
+        if not pending:
+            return True
+        losses = torch.stack([p[0] for p in pending]).double().cpu()
+        norms = torch.stack([p[1] for p in pending]).double().cpu()
+        first = state.step - len(pending) + 1
+        pending.clear()
+        now = time.perf_counter() - t0
+        finite = torch.isfinite(losses)
+        ok = bool(finite.all())
+        # keep the rows up to and including the first non-finite loss
+        n = len(losses) if ok else int((~finite).nonzero()[0]) + 1
+        for i in range(n):
+            state.curve["step"].append(first + i)
+            state.curve["loss"].append(float(losses[i]))
+            state.curve["grad_norm"].append(float(norms[i]))
+            state.curve["clipped"].append(bool(clip is not None and norms[i] > clip))
+            state.curve["elapsed"].append(now)
+        if not ok:
+            state.diverged_at = state.step = first + n - 1
+            return False
+        return True
+
+    while state.step < spec.steps and state.steps_to_solve is None and state.diverged_at is None:
+        x, y = tasks.make_batch(spec.task, spec.length, spec.batch_size, spec.seed, state.step, device)
+        loss = tasks.loss(spec.task, model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grads = [p.grad for p in params if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm(grads, error_if_nonfinite=False)
+        if clip is not None:
+            torch.nn.utils.clip_grads_with_norm_(params, clip, norm)
+        opt.step()
+        state.step += 1
+        bar.update(1)
+        pending.append((loss.detach(), norm.detach()))
+
+        at_eval = state.step % spec.eval_every == 0 or state.step == spec.steps
+        at_probe = probe and spec.probe_every > 0 and state.step % spec.probe_every == 0
+        at_ckpt = state.step % spec.checkpoint_every == 0
+        if not (at_eval or at_probe or at_ckpt):
+            continue
+        if not flush():
+            break
+        if at_eval:
+            with torch.no_grad():
+                out = model(x_eval)
+                eval_loss = float(tasks.loss(spec.task, out, y_eval))
+                value = float(tasks.metric(spec.task, out, y_eval))
+            if not math.isfinite(eval_loss):
+                state.diverged_at = state.step
+                break
+            state.evals["step"].append(state.step)
+            state.evals["metric"].append(value)
+            state.evals["eval_loss"].append(eval_loss)
+            bar.set_postfix({task.metric_name: f"{value:.4g}"}, refresh=False)
+            if tasks.is_solved(spec.task, value, threshold):
+                state.steps_to_solve = state.step
+        if at_probe:
+            _probe(model, x_probe, y_probe, spec.task, state.step, state)
+        if at_ckpt and state.steps_to_solve is None and state.step < spec.steps:
+            state.elapsed = time.perf_counter() - t0
+            _save_checkpoint(ckpt, spec, model, opt, state)
+    flush()
+    bar.close()
+    wall = time.perf_counter() - t0
+
+    last_probe = state.probes[-1]["probe_step"][0] if state.probes else None
+    if probe and state.diverged_at is None and last_probe != state.step:
+        _probe(model, x_probe, y_probe, spec.task, state.step, state)
+
+    summary = _summary(spec, state, task, threshold, wall, device, config_hash, resumed_from)
+    _write_outputs(out_dir, state, summary)
+    ckpt.unlink(missing_ok=True)
+    return summary
+
+
+def _summary(spec, state, task, threshold, wall, device, config_hash, resumed_from) -> dict:
+    k = spec.final_k
+    metrics = state.evals["metric"][-k:]
+    losses = state.evals["eval_loss"][-k:]
+    baseline = tasks.baseline_loss(spec.task, spec.length)
+    final_loss = sum(losses) / len(losses) if losses else None
+    if state.diverged_at is not None:
+        status = "diverged"
+    elif state.steps_to_solve is not None:
+        status = "solved"
+    else:
+        status = "unsolved"
+    pick = max if task.higher_is_better else min
+    steps_done = state.step
+    return {
+        "task": spec.task,
+        "length": spec.length,
+        "variant": spec.variant,
+        "seed": spec.seed,
+        **{k_: v for k_, v in spec.model.to_dict().items()},
+        "lr": spec.effective_lr,
+        "status": status,
+        "metric_name": task.metric_name,
+        "solve_threshold": threshold,
+        "final_metric": sum(metrics) / len(metrics) if metrics else None,
+        "best_metric": pick(state.evals["metric"]) if metrics else None,
+        "final_k": k,
+        "evaluations": len(state.evals["metric"]),
+        "final_loss": final_loss,
+        "baseline_loss": baseline,
+        "loss_ratio": final_loss / baseline if final_loss is not None else None,
+        "steps_to_solve": state.steps_to_solve,
+        "diverged_at": state.diverged_at,
+        "steps_done": steps_done,
+        "wall_seconds": wall,
+        "steps_per_second": steps_done / wall if wall > 0 else None,
+        "resumed_from": resumed_from,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "threads": spec.threads,
+        "torch_version": torch.__version__,
+        "git_commit": _git_commit(),
+        "config_hash": config_hash,
+        "spec": spec.to_dict(),
+    }
+
+
+def _write_outputs(out_dir: Path, state: _State, summary: dict) -> None:
+    curve = pd.DataFrame(state.curve)
+    evals = pd.DataFrame(state.evals)
+    curve = curve.merge(evals, on="step", how="left")[
+        ["step", "loss", "metric", "eval_loss", "grad_norm", "clipped", "elapsed"]
+    ]
+    write_parquet(out_dir / "curve.parquet", curve)
+    write_parquet(out_dir / "gradients.parquet", _frames(state.probes))
+    write_parquet(out_dir / "spectra.parquet", _frames(state.spectra))
+    # The summary goes last: its presence means the run's files are complete.
+    write_json(out_dir / "summary.json", summary)
+

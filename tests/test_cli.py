@@ -1,0 +1,63 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rnngrad.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = str(ROOT / "config" / "smoke.yaml")
+
+
+def test_train_writes_the_run_files(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["train", "--config", SMOKE, "--task", "copy", "--length", "5", "--variant", "gru",
+               "--seed", "1", "--steps", "20", "--out", str(out), "--quiet"])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["variant"] == "gru" and summary["seed"] == 1 and summary["steps_done"] == 20
+    assert summary["config_hash"] and summary["spec"]["steps"] == 20
+    assert len(pd.read_parquet(out / "curve.parquet")) == 20
+    assert "copy T=5 gru seed=1" in capsys.readouterr().out
+
+
+def test_probe_writes_a_profile_per_seed(tmp_path):
+    out = tmp_path / "p.parquet"
+    rc = main(["probe", "--config", SMOKE, "--task", "adding", "--length", "20", "--variant", "rnn",
+               "--seeds", "3", "--batch-size", "4", "--out", str(out)])
+    assert rc == 0
+    df = pd.read_parquet(out)
+    assert sorted(df["seed"].unique()) == [0, 1, 2]
+    assert len(df) == 3 * 20 and (df["variant"] == "rnn").all()
+
+
+def test_variants_lists_the_config(capsys):
+    assert main(["variants", "--config", SMOKE]) == 0
+    out = capsys.readouterr().out
+    assert "lstm_chrono" in out and "init=chrono" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--task", "adding", "--length", "10", "--variant", "nope", "--out", "x"],
+         "unknown variant 'nope'; defined variants are"),
+        (["train", "--task", "adding", "--length", "1", "--variant", "rnn", "--out", "x"],
+         "length must be >= 2"),
+        (["variants", "--config", "/nonexistent.yaml"], "config file not found: /nonexistent.yaml"),
+    ],
+)
+def test_errors_are_one_clear_line(argv, message, capsys):
+    if "--config" not in argv:
+        argv = [*argv, "--config", SMOKE]
+    assert main(argv) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_console_script_help():
+    out = subprocess.run([sys.executable, "-m", "rnngrad.cli", "train", "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "--length T" in out and "--variant NAME" in out

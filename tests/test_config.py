@@ -1,0 +1,72 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rnngrad.config import (
+    ConfigError,
+    GridPoint,
+    check_config,
+    config_hash,
+    load_config,
+    probe_grid,
+    run_spec,
+    train_grid,
+    variant_specs,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "config").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_configs_are_valid(path):
+    cfg = load_config(path)
+    assert train_grid(cfg) and probe_grid(cfg)
+
+
+def test_defaults_are_filled_from_the_schema():
+    cfg = check_config({"variants": {"a": {"cell": "gru"}}, "train": {"tasks": {"adding": [5]}, "seeds": [0]},
+                        "probes": {"tasks": {"copy": [5]}}})
+    assert cfg["device"] == "auto" and cfg["train"]["steps"] == 3000 and cfg["probes"]["seeds"] == 10
+    assert cfg["variants"]["a"]["init"] == "default"
+    assert variant_specs(cfg)["a"].hidden_size == 64
+
+
+def test_grids_and_run_spec():
+    cfg = load_config(ROOT / "config" / "smoke.yaml")
+    grid = train_grid(cfg)
+    n_lengths = sum(len(v) for v in cfg["train"]["tasks"].values())
+    assert len(grid) == n_lengths * len(cfg["train"]["variants"]) * len(cfg["train"]["seeds"])
+    assert len(set(grid)) == len(grid)
+    spec = run_spec(cfg, GridPoint("adding", 8, "gru", 1), threads=2, steps=7)
+    assert spec.steps == 7 and spec.threads == 2 and spec.seed == 1 and spec.model.cell == "gru"
+    assert spec.model.hidden_size == cfg["hidden_size"]
+    with pytest.raises(ConfigError, match="unknown variant 'nope'"):
+        run_spec(cfg, GridPoint("adding", 8, "nope", 0))
+
+
+def test_config_hash_is_stable_and_sensitive():
+    cfg = load_config(ROOT / "config" / "smoke.yaml")
+    assert config_hash(cfg) == config_hash(load_config(ROOT / "config" / "smoke.yaml"))
+    cfg["train"]["steps"] += 1
+    assert config_hash(cfg) != config_hash(load_config(ROOT / "config" / "smoke.yaml"))
+
+
+def test_duplicate_keys_are_rejected(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text((ROOT / "config" / "smoke.yaml").read_text() + "\nvariants:\n  x: {cell: gru}\n")
+    with pytest.raises(ConfigError, match="duplicate key 'variants'"):
+        load_config(path)
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found: .*nope.yaml"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_error_names_key_and_allowed_values():
+    cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    cfg["variants"]["rnn"]["cell"] = "transformer"
+    with pytest.raises(ConfigError, match=r"variants\.rnn\.cell: 'transformer' is not one of \['rnn_tanh'"):
+        check_config(cfg)

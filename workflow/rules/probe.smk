@@ -1,0 +1,20 @@
+# Gradient probes at initialisation: no training, many seeds, long lengths (cheap).
+
+
+rule probe_init:
+    output:
+        "results/probes/{task}/T{length}/{variant}.parquet",
+    log:
+        "results/logs/probe_init/{task}/T{length}/{variant}.log",
+    params:
+        seeds=CFG["probes"]["seeds"],
+        batch_size=CFG["probes"]["batch_size"],
+        device=CFG["device"],
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=probe_runtime,
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/probe_init.py"

@@ -1,0 +1,29 @@
+# The paper-style report: Quarto when it is on PATH, else the Jupyter fallback.
+
+
+rule report:
+    input:
+        qmd="report/report.qmd",
+        quarto="report/_quarto.yml",
+        bib="report/references.bib",
+        tables=expand("results/tables/{table}.parquet", table=TABLES),
+        figures=expand("results/figures/{figure}.png", figure=FIGURES),
+    output:
+        html=report(
+            "results/report/report.html",
+            caption="../../report/captions/report.rst",
+            category="Report",
+        ),
+    log:
+        "results/logs/report.log",
+    params:
+        config_files=[str(p) for p in workflow.configfiles],
+        config_hash=CONFIG_HASH,
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=15,
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/report.py"
