@@ -111,7 +111,11 @@ def _cmd_probe(args, cfg: dict) -> int:
     seeds = args.seeds if args.seeds is not None else cfg["probes"]["seeds"]
     batch = args.batch_size if args.batch_size is not None else cfg["probes"]["batch_size"]
     device = resolve_device(args.device or cfg["device"])
-    df = init_probe(args.task, args.length, args.variant, specs[args.variant], seeds, batch, device=device)
+    # float64: a vanilla RNN's float32 gradient underflows to 0 within a few hundred steps
+    df = init_probe(
+        args.task, args.length, args.variant, specs[args.variant], seeds, batch,
+        device=device, dtype=torch.float64,
+    )
     write_parquet(args.out, df)
     print(f"{args.task} T={args.length} {args.variant}: {seeds} seeds -> {args.out}")
     return 0
@@ -143,8 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             return _cmd_train(args, cfg)
         return _cmd_probe(args, cfg)
-    except (cfgmod.ConfigError, ValueError, RuntimeError) as err:
-        print(f"rnngrad {args.command}: error: {err}", file=sys.stderr)
+    except (cfgmod.ConfigError, ValueError, RuntimeError, OSError) as err:
+        # one line, no traceback: a bad config, argument or path is the user's to fix
+        text = " ".join(str(err).split())
+        print(f"rnngrad {args.command}: error: {text}", file=sys.stderr)
         return 1
 
 

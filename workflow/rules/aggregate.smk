@@ -14,11 +14,11 @@ rule aggregate:
         csv=expand("results/tables/{table}.csv", table=TABLES),
     log:
         "results/logs/aggregate.log",
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=15,
-    conda:
-        "../../environment.yml"
     script:
         "../scripts/aggregate.py"

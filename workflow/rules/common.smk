@@ -1,14 +1,20 @@
 # Helpers shared by the rules: the checked config, the grids and the paths of the runs.
 # The config is checked here, before any job runs: the schema (workflow/schemas/),
 # duplicate keys, and combinations a schema cannot express. Errors name the key.
+import snakemake
+
 from rnngrad import config as rnnconfig
 from rnngrad.aggregate import TABLES
-from rnngrad.figures import FIGURES
+from rnngrad.figures import FIGURE_TABLES, FIGURES
 from rnngrad.tasks import TASKS
 
 for _path in workflow.configfiles:
-    rnnconfig.read_yaml(_path)  # rejects duplicate keys, which YAML would silently merge
-CFG = rnnconfig.check_config(dict(config), source=" + ".join(map(str, workflow.configfiles)))
+    rnnconfig.read_yaml(
+        _path
+    )  # rejects duplicate keys, which YAML would silently merge
+CFG = rnnconfig.check_config(
+    dict(config), source=" + ".join(map(str, workflow.configfiles))
+)
 config.update(CFG)
 CONFIG_HASH = rnnconfig.config_hash(CFG)
 TRAIN = rnnconfig.train_grid(CFG)
@@ -33,15 +39,31 @@ def run_files(name):
 
 def train_benchmarks():
     return [
-        "results/benchmarks/train/{task}/T{length}/{variant}/seed{seed}.tsv".format(**vars(p))
+        "results/benchmarks/train/{task}/T{length}/{variant}/seed{seed}.tsv".format(
+            **vars(p)
+        )
         for p in TRAIN
     ]
 
 
 def init_probe_files():
     return [
-        "results/probes/{task}/T{length}/{variant}.parquet".format(**vars(p)) for p in PROBES
+        "results/probes/{task}/T{length}/{variant}.parquet".format(**vars(p))
+        for p in PROBES
     ]
+
+
+def figure_tables(wildcards):
+    """Only the tables a figure draws from, so a table change reruns only its figures."""
+    return [f"results/tables/{t}.parquet" for t in FIGURE_TABLES[wildcards.figure]]
+
+
+# What the report's reproducibility section shows.
+SNAKEMAKE_VERSION = snakemake.__version__
+REPORT_COMMANDS = [
+    "snakemake --cores 8 --workflow-profile workflow/profiles/default "
+    + " ".join(f"--configfile {p}" for p in workflow.configfiles),
+]
 
 
 def train_runtime(wildcards, attempt):

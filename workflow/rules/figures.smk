@@ -3,7 +3,7 @@
 
 rule figure:
     input:
-        tables=expand("results/tables/{table}.parquet", table=TABLES),
+        tables=figure_tables,
     output:
         png=report(
             "results/figures/{figure}.png",
@@ -14,11 +14,11 @@ rule figure:
         svg="results/figures/{figure}.svg",
     log:
         "results/logs/figures/{figure}.log",
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../environment.yml"
     script:
         "../scripts/figure.py"

@@ -6,15 +6,15 @@ rule probe_init:
         "results/probes/{task}/T{length}/{variant}.parquet",
     log:
         "results/logs/probe_init/{task}/T{length}/{variant}.log",
-    params:
-        seeds=CFG["probes"]["seeds"],
-        batch_size=CFG["probes"]["batch_size"],
-        device=CFG["device"],
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=1500,
         runtime=probe_runtime,
-    conda:
-        "../../environment.yml"
+    params:
+        seeds=CFG["probes"]["seeds"],
+        batch_size=CFG["probes"]["batch_size"],
+        device=CFG["device"],
     script:
         "../scripts/probe_init.py"

@@ -16,14 +16,15 @@ rule report:
         ),
     log:
         "results/logs/report.log",
-    params:
-        config_files=[str(p) for p in workflow.configfiles],
-        config_hash=CONFIG_HASH,
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=3000,
         runtime=15,
-    conda:
-        "../../environment.yml"
+    params:
+        config_hash=CONFIG_HASH,
+        commands=REPORT_COMMANDS,
+        snakemake_version=SNAKEMAKE_VERSION,
     script:
         "../scripts/report.py"

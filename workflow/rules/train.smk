@@ -12,14 +12,14 @@ rule train:
         "results/logs/train/{task}/T{length}/{variant}/seed{seed}.log",
     benchmark:
         "results/benchmarks/train/{task}/T{length}/{variant}/seed{seed}.tsv"
-    params:
-        checkpoint="results/checkpoints/{task}/T{length}/{variant}/seed{seed}.pt",
-        config_hash=CONFIG_HASH,
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=train_mem_mb,
         runtime=train_runtime,
-    conda:
-        "../../environment.yml"
+    params:
+        checkpoint="results/checkpoints/{task}/T{length}/{variant}/seed{seed}.pt",
+        config_hash=CONFIG_HASH,
     script:
         "../scripts/train.py"

@@ -18,5 +18,7 @@ with log_to(snakemake.log[0]):
         snakemake.params.seeds,
         snakemake.params.batch_size,
         device=resolve_device(snakemake.params.device),
+        # float64: a vanilla RNN's float32 gradient underflows to 0 within a few hundred steps
+        dtype=torch.float64,
     )
     write_parquet(snakemake.output[0], df)

@@ -1,0 +1,21 @@
+"""Rule report: render report/report.qmd to self-contained HTML (logic in rnngrad.render)."""
+
+from pathlib import Path
+
+from rnngrad.io import log_to
+from rnngrad.render import render_report
+
+with log_to(snakemake.log[0]):
+    renderer = render_report(
+        snakemake.input.qmd,
+        snakemake.output.html,
+        params={
+            "tables_dir": str(Path(snakemake.input.tables[0]).parent),
+            "figures_dir": str(Path(snakemake.input.figures[0]).parent),
+            "config": dict(snakemake.config),
+            "config_hash": snakemake.params.config_hash,
+            "commands": snakemake.params.commands,
+            "snakemake_version": snakemake.params.snakemake_version,
+        },
+    )
+    print(f"rendered {snakemake.output.html} with {renderer}", file=__import__("sys").stderr)
