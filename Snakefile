@@ -20,7 +20,11 @@ include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 
 
+# The figures and tables are targets too: a deleted one is rebuilt (with what depends
+# on it), where Snakemake would otherwise leave a missing intermediate file missing.
 rule all:
     default_target: True
     input:
         "results/report/report.html",
+        expand("results/figures/{figure}.{ext}", figure=FIGURES, ext=("png", "svg")),
+        expand("results/tables/{table}.{ext}", table=TABLES, ext=("parquet", "csv")),

@@ -277,3 +277,19 @@ def figures_dir(results_tree, tables_dir) -> Path:
     for name in FIGURES:
         make_figure(name, tables_dir, out / name, config)
     return out
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """The whole DAG on config/smoke.yaml, run once per session in a scratch copy."""
+    from tests.workflow_helpers import copy_workflow, snakemake
+
+    workdir = copy_workflow(tmp_path_factory.mktemp("smoke"))
+    snakemake(
+        workdir,
+        "--configfile",
+        "config/smoke.yaml",
+        "--workflow-profile",
+        "workflow/profiles/default",
+    )
+    return workdir

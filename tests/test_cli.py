@@ -14,8 +14,26 @@ SMOKE = str(ROOT / "config" / "smoke.yaml")
 
 def test_train_writes_the_run_files(tmp_path, capsys):
     out = tmp_path / "run"
-    rc = main(["train", "--config", SMOKE, "--task", "copy", "--length", "5", "--variant", "gru",
-               "--seed", "1", "--steps", "20", "--out", str(out), "--quiet"])
+    rc = main(
+        [
+            "train",
+            "--config",
+            SMOKE,
+            "--task",
+            "copy",
+            "--length",
+            "5",
+            "--variant",
+            "gru",
+            "--seed",
+            "1",
+            "--steps",
+            "20",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["variant"] == "gru" and summary["seed"] == 1 and summary["steps_done"] == 20
@@ -26,8 +44,25 @@ def test_train_writes_the_run_files(tmp_path, capsys):
 
 def test_probe_writes_a_profile_per_seed(tmp_path):
     out = tmp_path / "p.parquet"
-    rc = main(["probe", "--config", SMOKE, "--task", "adding", "--length", "20", "--variant", "rnn",
-               "--seeds", "3", "--batch-size", "4", "--out", str(out)])
+    rc = main(
+        [
+            "probe",
+            "--config",
+            SMOKE,
+            "--task",
+            "adding",
+            "--length",
+            "20",
+            "--variant",
+            "rnn",
+            "--seeds",
+            "3",
+            "--batch-size",
+            "4",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     df = pd.read_parquet(out)
     assert sorted(df["seed"].unique()) == [0, 1, 2]
@@ -43,10 +78,14 @@ def test_variants_lists_the_config(capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["train", "--task", "adding", "--length", "10", "--variant", "nope", "--out", "x"],
-         "unknown variant 'nope'; defined variants are"),
-        (["train", "--task", "adding", "--length", "1", "--variant", "rnn", "--out", "x"],
-         "length must be >= 2"),
+        (
+            ["train", "--task", "adding", "--length", "10", "--variant", "nope", "--out", "x"],
+            "unknown variant 'nope'; defined variants are",
+        ),
+        (
+            ["train", "--task", "adding", "--length", "1", "--variant", "rnn", "--out", "x"],
+            "length must be >= 2",
+        ),
         (["variants", "--config", "/nonexistent.yaml"], "config file not found: /nonexistent.yaml"),
     ],
 )
@@ -58,6 +97,10 @@ def test_errors_are_one_clear_line(argv, message, capsys):
 
 
 def test_console_script_help():
-    out = subprocess.run([sys.executable, "-m", "rnngrad.cli", "train", "--help"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "rnngrad.cli", "train", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "--length T" in out and "--variant NAME" in out

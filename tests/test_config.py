@@ -26,9 +26,16 @@ def test_shipped_configs_are_valid(path):
 
 
 def test_defaults_are_filled_from_the_schema():
-    cfg = check_config({"variants": {"a": {"cell": "gru"}}, "train": {"tasks": {"adding": [5]}, "seeds": [0]},
-                        "probes": {"tasks": {"copy": [5]}}})
-    assert cfg["device"] == "auto" and cfg["train"]["steps"] == 3000 and cfg["probes"]["seeds"] == 10
+    cfg = check_config(
+        {
+            "variants": {"a": {"cell": "gru"}},
+            "train": {"tasks": {"adding": [5]}, "seeds": [0]},
+            "probes": {"tasks": {"copy": [5]}},
+        }
+    )
+    assert (
+        cfg["device"] == "auto" and cfg["train"]["steps"] == 3000 and cfg["probes"]["seeds"] == 10
+    )
     assert cfg["variants"]["a"]["init"] == "default"
     assert variant_specs(cfg)["a"].hidden_size == 64
 
@@ -55,7 +62,9 @@ def test_config_hash_is_stable_and_sensitive():
 
 def test_duplicate_keys_are_rejected(tmp_path):
     path = tmp_path / "dup.yaml"
-    path.write_text((ROOT / "config" / "smoke.yaml").read_text() + "\nvariants:\n  x: {cell: gru}\n")
+    path.write_text(
+        (ROOT / "config" / "smoke.yaml").read_text() + "\nvariants:\n  x: {cell: gru}\n"
+    )
     with pytest.raises(ConfigError, match="duplicate key 'variants'"):
         load_config(path)
 
@@ -68,5 +77,7 @@ def test_missing_file_is_named(tmp_path):
 def test_error_names_key_and_allowed_values():
     cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
     cfg["variants"]["rnn"]["cell"] = "transformer"
-    with pytest.raises(ConfigError, match=r"variants\.rnn\.cell: 'transformer' is not one of \['rnn_tanh'"):
+    with pytest.raises(
+        ConfigError, match=r"variants\.rnn\.cell: 'transformer' is not one of \['rnn_tanh'"
+    ):
         check_config(cfg)

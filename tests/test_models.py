@@ -38,7 +38,9 @@ def test_builds_runs_and_unroll_equals_fused(spec, task):
 
 @pytest.mark.parametrize("cell", ["rnn_tanh", "rnn_relu"])
 def test_unroll_equals_fused_with_orthogonal_constraint(cell):
-    model = build_model(VariantSpec(cell=cell, constraint="orthogonal", hidden_size=12), "adding", seed=0)
+    model = build_model(
+        VariantSpec(cell=cell, constraint="orthogonal", hidden_size=12), "adding", seed=0
+    )
     x, _ = make_batch("adding", 30, 4, seed=0, step=0)
     torch.testing.assert_close(model.unroll(x)[0], model(x), atol=1e-5, rtol=0)
 
@@ -53,7 +55,9 @@ def test_orthogonal_init_makes_every_gate_block_orthogonal(cell):
 
 
 def test_identity_init_is_irnn():
-    model = build_model(VariantSpec(cell="rnn_relu", init="identity", hidden_size=8), "adding", seed=0)
+    model = build_model(
+        VariantSpec(cell="rnn_relu", init="identity", hidden_size=8), "adding", seed=0
+    )
     assert torch.equal(model.rnn.weight_hh_l0.detach(), torch.eye(8))
     assert model.rnn.nonlinearity == "relu"
     assert (model.rnn.bias_hh_l0 == 0).all()
@@ -63,7 +67,9 @@ def test_identity_init_is_irnn():
 
 def test_chrono_sets_forget_bias_in_one_vector_and_zeroes_the_other():
     T, H = 100, 32
-    model = build_model(VariantSpec(cell="lstm", init="chrono", hidden_size=H), "adding", length=T, seed=0)
+    model = build_model(
+        VariantSpec(cell="lstm", init="chrono", hidden_size=H), "adding", length=T, seed=0
+    )
     b_ih, b_hh = model.rnn.bias_ih_l0.detach(), model.rnn.bias_hh_l0.detach()
     assert (b_ih == 0).all()
     forget, inp = b_hh[H : 2 * H], b_hh[:H]
@@ -77,7 +83,9 @@ def test_chrono_sets_forget_bias_in_one_vector_and_zeroes_the_other():
 
 
 def test_orthogonal_constraint_stays_orthogonal_after_training_steps():
-    model = build_model(VariantSpec(cell="rnn_tanh", constraint="orthogonal", hidden_size=16), "adding", seed=0)
+    model = build_model(
+        VariantSpec(cell="rnn_tanh", constraint="orthogonal", hidden_size=16), "adding", seed=0
+    )
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for step in range(20):
         x, y = make_batch("adding", 20, 16, seed=0, step=step)
@@ -87,14 +95,16 @@ def test_orthogonal_constraint_stays_orthogonal_after_training_steps():
         opt.step()
     w = model.recurrent_weight().detach()
     assert (w.T @ w - torch.eye(16)).abs().max() < 1e-5
-    assert not torch.allclose(w, build_model(model.spec, "adding", seed=0).recurrent_weight().detach())
+    assert not torch.allclose(
+        w, build_model(model.spec, "adding", seed=0).recurrent_weight().detach()
+    )
 
 
 def test_seed_fixes_the_initial_weights():
     spec = VariantSpec(cell="gru", hidden_size=8)
     a, b = build_model(spec, "copy", seed=5), build_model(spec, "copy", seed=5)
     c = build_model(spec, "copy", seed=6)
-    for (_, p), (_, q), (_, r) in zip(a.named_parameters(), b.named_parameters(), c.named_parameters(), strict=True):
+    for (_, p), (_, q) in zip(a.named_parameters(), b.named_parameters(), strict=True):
         assert torch.equal(p, q)
     assert not torch.equal(a.rnn.weight_hh_l0, c.rnn.weight_hh_l0)
 

@@ -8,19 +8,52 @@ from rnngrad.models import VariantSpec
 from rnngrad.train import RunSpec, train_run
 
 SUMMARY_KEYS = {
-    "task", "length", "variant", "seed", "cell", "init", "constraint", "clip_norm", "hidden_size",
-    "lr", "status", "metric_name", "final_metric", "best_metric", "final_k", "final_loss",
-    "baseline_loss", "loss_ratio", "steps_to_solve", "steps_done", "wall_seconds",
-    "steps_per_second", "device", "torch_version", "git_commit", "config_hash", "spec",
+    "task",
+    "length",
+    "variant",
+    "seed",
+    "cell",
+    "init",
+    "constraint",
+    "clip_norm",
+    "hidden_size",
+    "lr",
+    "status",
+    "metric_name",
+    "final_metric",
+    "best_metric",
+    "final_k",
+    "final_loss",
+    "baseline_loss",
+    "loss_ratio",
+    "steps_to_solve",
+    "steps_done",
+    "wall_seconds",
+    "steps_per_second",
+    "device",
+    "torch_version",
+    "git_commit",
+    "config_hash",
+    "spec",
     "diverged_at",
 }
 CURVE_COLUMNS = ["step", "loss", "metric", "eval_loss", "grad_norm", "clipped", "elapsed"]
 
 
 def _spec(**kw):
-    base = dict(task="adding", length=10, variant="lstm", model=VariantSpec(cell="lstm", hidden_size=16),
-                steps=60, batch_size=16, eval_every=20, eval_size=64, probe_every=30, probe_batch=8,
-                checkpoint_every=20)
+    base = dict(
+        task="adding",
+        length=10,
+        variant="lstm",
+        model=VariantSpec(cell="lstm", hidden_size=16),
+        steps=60,
+        batch_size=16,
+        eval_every=20,
+        eval_size=64,
+        probe_every=30,
+        probe_batch=8,
+        checkpoint_every=20,
+    )
     base.update(kw)
     return RunSpec(**base)
 
@@ -30,8 +63,16 @@ def _curve(path):
 
 
 def test_lstm_learns_adding_at_T10(tmp_path):
-    spec = _spec(model=VariantSpec(cell="lstm", hidden_size=32), steps=400, batch_size=64, lr=1e-2,
-                 eval_every=50, eval_size=500, probe_every=0, checkpoint_every=1000)
+    spec = _spec(
+        model=VariantSpec(cell="lstm", hidden_size=32),
+        steps=400,
+        batch_size=64,
+        lr=1e-2,
+        eval_every=50,
+        eval_size=500,
+        probe_every=0,
+        checkpoint_every=1000,
+    )
     summary = train_run(spec, tmp_path, probe=False, progress=False)
     assert summary["loss_ratio"] < 0.5, summary
     assert summary["final_metric"] < summary["baseline_loss"] / 2
@@ -90,16 +131,24 @@ def test_huge_learning_rate_diverges_with_a_complete_summary(tmp_path):
 
 
 def test_two_runs_with_one_seed_are_identical(tmp_path):
-    a = train_run(_spec(model=VariantSpec(cell="gru", hidden_size=16), task="copy", length=5),
-                  tmp_path / "a", progress=False)
-    b = train_run(_spec(model=VariantSpec(cell="gru", hidden_size=16), task="copy", length=5),
-                  tmp_path / "b", progress=False)
+    a = train_run(
+        _spec(model=VariantSpec(cell="gru", hidden_size=16), task="copy", length=5),
+        tmp_path / "a",
+        progress=False,
+    )
+    b = train_run(
+        _spec(model=VariantSpec(cell="gru", hidden_size=16), task="copy", length=5),
+        tmp_path / "b",
+        progress=False,
+    )
     pd.testing.assert_frame_equal(_curve(tmp_path / "a"), _curve(tmp_path / "b"))
     assert a["final_metric"] == b["final_metric"]
 
 
 def test_probing_does_not_change_the_trajectory(tmp_path):
-    spec = _spec(model=VariantSpec(cell="rnn_tanh", hidden_size=16, constraint="orthogonal"), probe_every=10)
+    spec = _spec(
+        model=VariantSpec(cell="rnn_tanh", hidden_size=16, constraint="orthogonal"), probe_every=10
+    )
     train_run(spec, tmp_path / "probed", probe=True, progress=False)
     train_run(spec, tmp_path / "plain", probe=False, progress=False)
     pd.testing.assert_frame_equal(_curve(tmp_path / "probed"), _curve(tmp_path / "plain"))

@@ -1,1 +1,5 @@
-from importlib.metadata import version as _v; __version__ = _v('rnngrad')
+"""rnngrad: vanishing and exploding gradients in recurrent networks, measured."""
+
+from importlib.metadata import version as _version
+
+__version__ = _version("rnngrad")

@@ -31,15 +31,24 @@ variants come from its `variants:` mapping. The whole grid runs with `snakemake 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--config", default=DEFAULT_CONFIG, metavar="FILE",
+        "--config",
+        default=DEFAULT_CONFIG,
+        metavar="FILE",
         help=f"experiment config (YAML) with the variants and defaults (default: {DEFAULT_CONFIG})",
     )
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", required=True, choices=sorted(TASKS), help="long-range task")
-    p.add_argument("--length", required=True, type=int, metavar="T", help="dependency length T (>= 2)")
-    p.add_argument("--variant", required=True, metavar="NAME", help="a variant of the config (see `rnngrad variants`)")
+    p.add_argument(
+        "--length", required=True, type=int, metavar="T", help="dependency length T (>= 2)"
+    )
+    p.add_argument(
+        "--variant",
+        required=True,
+        metavar="NAME",
+        help="a variant of the config (see `rnngrad variants`)",
+    )
     p.add_argument("--threads", type=int, default=1, metavar="N", help="torch threads (default: 1)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the config's device")
 
@@ -58,23 +67,46 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     _run_args(p)
     p.add_argument("--seed", type=int, default=0, help="seed of weights and batches (default: 0)")
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the run's files")
+    p.add_argument(
+        "--out", required=True, type=Path, metavar="DIR", help="folder for the run's files"
+    )
     p.add_argument("--steps", type=int, metavar="N", help="override the config's train.steps")
-    p.add_argument("--checkpoint", type=Path, metavar="FILE", help="checkpoint file (default: DIR/.checkpoint.pt)")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="FILE",
+        help="checkpoint file (default: DIR/.checkpoint.pt)",
+    )
     p.add_argument("--no-probe", action="store_true", help="skip gradient probes during training")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    p = sub.add_parser("probe", help="probe dL/dh_t at initialisation over several seeds (no training)")
+    p = sub.add_parser(
+        "probe", help="probe dL/dh_t at initialisation over several seeds (no training)"
+    )
     _common(p)
     _run_args(p)
-    p.add_argument("--seeds", type=int, default=None, metavar="N", help="number of seeds 0..N-1 (default: config probes.seeds)")
-    p.add_argument("--batch-size", type=int, default=None, metavar="B", help="probe batch (default: config probes.batch_size)")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="number of seeds 0..N-1 (default: config probes.seeds)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        metavar="B",
+        help="probe batch (default: config probes.batch_size)",
+    )
     p.add_argument("--out", required=True, type=Path, metavar="FILE", help="output parquet file")
 
     p = sub.add_parser("variants", help="list the variants defined in a config")
     _common(p)
 
-    p = sub.add_parser("check-config", help="validate a config file; exit 1 with the key named if it is bad")
+    p = sub.add_parser(
+        "check-config", help="validate a config file; exit 1 with the key named if it is bad"
+    )
     p.add_argument("config", type=Path, metavar="FILE")
     return parser
 
@@ -85,8 +117,12 @@ def _cmd_train(args, cfg: dict) -> int:
     point = cfgmod.GridPoint(args.task, args.length, args.variant, args.seed)
     spec = cfgmod.run_spec(cfg, point, threads=args.threads, steps=args.steps, device=args.device)
     summary = train_run(
-        spec, args.out, checkpoint=args.checkpoint, config_hash=cfgmod.config_hash(cfg),
-        probe=not args.no_probe, progress=not args.quiet,
+        spec,
+        args.out,
+        checkpoint=args.checkpoint,
+        config_hash=cfgmod.config_hash(cfg),
+        probe=not args.no_probe,
+        progress=not args.quiet,
     )
     metric = summary["final_metric"]
     shown = "n/a" if metric is None else f"{metric:.4g}"
@@ -106,15 +142,23 @@ def _cmd_probe(args, cfg: dict) -> int:
 
     specs = cfgmod.variant_specs(cfg)
     if args.variant not in specs:
-        raise cfgmod.ConfigError(f"unknown variant {args.variant!r}; defined variants are {sorted(specs)}")
+        raise cfgmod.ConfigError(
+            f"unknown variant {args.variant!r}; defined variants are {sorted(specs)}"
+        )
     torch.set_num_threads(args.threads)
     seeds = args.seeds if args.seeds is not None else cfg["probes"]["seeds"]
     batch = args.batch_size if args.batch_size is not None else cfg["probes"]["batch_size"]
     device = resolve_device(args.device or cfg["device"])
     # float64: a vanilla RNN's float32 gradient underflows to 0 within a few hundred steps
     df = init_probe(
-        args.task, args.length, args.variant, specs[args.variant], seeds, batch,
-        device=device, dtype=torch.float64,
+        args.task,
+        args.length,
+        args.variant,
+        specs[args.variant],
+        seeds,
+        batch,
+        device=device,
+        dtype=torch.float64,
     )
     write_parquet(args.out, df)
     print(f"{args.task} T={args.length} {args.variant}: {seeds} seeds -> {args.out}")
@@ -135,7 +179,10 @@ def _cmd_variants(cfg: dict) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         if args.command == "check-config":
             cfgmod.load_config(args.config)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -57,7 +59,9 @@ def _mapping_no_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> dic
     return loader.construct_mapping(node)
 
 
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_no_duplicates)
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_no_duplicates
+)
 
 
 def read_yaml(path: str | Path) -> Any:
@@ -68,8 +72,17 @@ def read_yaml(path: str | Path) -> Any:
             return yaml.load(fh, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    except (yaml.YAMLError, ConfigError) as err:
-        raise ConfigError(f"{path}: {err}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file is a directory: {path}") from None
+    except yaml.MarkedYAMLError as err:
+        # one line: where, then what (PyYAML's own text spans several lines)
+        mark = err.problem_mark or err.context_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = " ".join(str(x) for x in (err.context, err.problem) if x)
+        raise ConfigError(f"{path}{where}: invalid YAML: {what}") from None
+    except (yaml.YAMLError, ConfigError, UnicodeDecodeError) as err:
+        text = " ".join(str(err).split())
+        raise ConfigError(f"{path}: {text}") from None
 
 
 def _schema() -> dict:
@@ -84,7 +97,9 @@ def _describe(error: jsonschema.ValidationError) -> str:
     where = _key_path(error)
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
-        extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        extra = (
+            sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        )
         hint = f"; allowed keys are {allowed}" if allowed else ""
         return f"unknown key(s) {extra} in {where}{hint}"
     if error.validator == "enum":
@@ -94,7 +109,72 @@ def _describe(error: jsonschema.ValidationError) -> str:
             f"{where}: name {error.instance!r} is not allowed; names must match "
             "^[a-z][a-z0-9_]*$ (lower-case letters, digits and _, starting with a letter)"
         )
+    if error.validator in ("oneOf", "anyOf"):
+        allowed = " or ".join(_allowed(s) for s in error.validator_value)
+        return f"{where}: {error.instance!r} is not allowed; allowed values are {allowed}"
+    if error.validator == "minProperties":
+        keys = sorted(error.schema.get("properties", {}))
+        hint = f"; allowed keys are {keys}" if keys else ""
+        return f"{where}: must not be empty{hint}"
+    if error.validator == "minItems":
+        return (
+            f"{where}: must list at least {error.validator_value} item(s), got {error.instance!r}"
+        )
     return f"{where}: {error.message}"
+
+
+# Variant names become folder names and wildcards. Python's `$` also matches before a
+# trailing newline, so the schema's pattern alone lets "x\n" through: match in full.
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def _check_names(cfg: dict, source: str) -> None:
+    named = [("variants", name) for name in cfg["variants"]] + [
+        (f"{section}.variants", name)
+        for section in ("train", "probes")
+        for name in cfg[section].get("variants", [])
+    ]
+    for where, name in named:
+        if not _NAME.fullmatch(name):
+            raise ConfigError(
+                f"{source}: {where}: name {name!r} is not allowed; names must match "
+                "^[a-z][a-z0-9_]*$ (lower-case letters, digits and _, starting with a letter)"
+            )
+
+
+def _allowed(schema: dict) -> str:
+    """A schema alternative in words: null, an integer >= 1, a number > 0, ..."""
+    kind = schema.get("type", "value")
+    if kind == "null":
+        return "null"
+    bounds = [
+        f"{op} {schema[key]}"
+        for key, op in (
+            ("minimum", ">="),
+            ("exclusiveMinimum", ">"),
+            ("maximum", "<="),
+            ("exclusiveMaximum", "<"),
+        )
+        if key in schema
+    ]
+    return f"a {kind}" + (f" {' and '.join(bounds)}" if bounds else "")
+
+
+def _non_finite(value: Any, where: str = "") -> str | None:
+    """The key path of the first NaN or infinite number in a config, else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where or "(top level)"
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item, f"{where}.{key}" if where else str(key))
+        if found:
+            return found
+    return None
 
 
 def _fill_defaults(cfg: dict, schema: dict) -> None:
@@ -127,6 +207,12 @@ def check_config(cfg: Any, source: str = "config") -> dict:
     )
     if errors:
         raise ConfigError(f"{source}: " + "; ".join(_describe(e) for e in errors[:5]))
+    bad = _non_finite(cfg)
+    if bad:
+        raise ConfigError(
+            f"{source}: {bad}: NaN and infinity are not allowed; give a finite number"
+        )
+    _check_names(cfg, source)
     cfg = copy.deepcopy(cfg)
     _fill_defaults(cfg, schema)
     specs = variant_specs(cfg, source)
@@ -220,12 +306,23 @@ def run_spec(cfg: dict, point: GridPoint, *, threads: int = 1, **overrides) -> R
     """
     specs = variant_specs(cfg)
     if point.variant not in specs:
-        raise ConfigError(f"unknown variant {point.variant!r}; defined variants are {sorted(specs)}")
+        raise ConfigError(
+            f"unknown variant {point.variant!r}; defined variants are {sorted(specs)}"
+        )
     train = cfg["train"]
     settings = {
         key: train[key]
-        for key in ("steps", "batch_size", "lr", "eval_every", "eval_size", "final_k",
-                    "probe_every", "probe_batch", "checkpoint_every")
+        for key in (
+            "steps",
+            "batch_size",
+            "lr",
+            "eval_every",
+            "eval_size",
+            "final_k",
+            "probe_every",
+            "probe_batch",
+            "checkpoint_every",
+        )
     }
     settings.update({k: v for k, v in overrides.items() if v is not None})
     return RunSpec(

@@ -8,6 +8,7 @@ stray `.tmp-*` that no reader looks at.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import tempfile
@@ -15,7 +16,29 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "log_to", "write_json", "write_parquet", "write_text"]
+__all__ = [
+    "atomic_path",
+    "discard_temporaries",
+    "log_to",
+    "write_json",
+    "write_parquet",
+    "write_text",
+]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files readable by their owner only; a result file gets the mode any
+# other new file would get (0o644 under the usual umask), read once at import.
+_FILE_MODE = 0o666 & ~_umask()
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".tmp-{path.stem}-"
 
 
 @contextlib.contextmanager
@@ -23,6 +46,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it to `path`.
 
     The suffix is kept so writers that look at it (matplotlib, pyarrow) still work.
+    The data is flushed to disk before the rename, so even a crash of the machine
+    leaves the old file or the new one under the final name, never a mix.
 
     Example:
         >>> with atomic_path("out/fig.png") as tmp:  # doctest: +SKIP
@@ -30,14 +55,32 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.stem}-", suffix=path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=path.suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
         yield tmp
+        with tmp.open("rb") as fh:
+            os.fsync(fh.fileno())
+        tmp.chmod(_FILE_MODE)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def discard_temporaries(path: str | Path) -> list[Path]:
+    """Remove the temporaries a killed writer of `path` left beside it; return them.
+
+    Only for a file that no other process is writing now (a run's own files).
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    pattern = f"{glob.escape(_temp_prefix(path))}*{glob.escape(path.suffix)}"
+    stale = sorted(path.parent.glob(pattern))
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -74,7 +74,9 @@ class VariantSpec:
                 f"init 'identity' (IRNN) needs cell 'rnn_relu', got cell {self.cell!r}"
             )
         if self.init == "chrono" and self.cell != "lstm":
-            raise ValueError(f"init 'chrono' sets LSTM gate biases and needs cell 'lstm', got {self.cell!r}")
+            raise ValueError(
+                f"init 'chrono' sets LSTM gate biases and needs cell 'lstm', got {self.cell!r}"
+            )
         if self.constraint == "orthogonal" and self.cell not in ("rnn_tanh", "rnn_relu"):
             raise ValueError(
                 "constraint 'orthogonal' keeps a square W_hh orthogonal and needs cell "

@@ -186,7 +186,9 @@ def long_range_loss(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tens
         return (out - y) ** 2
     n = COPY_SYMBOLS
     logits = out[:, -n:]  # (B, 10, V)
-    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y[:, -n:].reshape(-1), reduction="none")
+    ce = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), y[:, -n:].reshape(-1), reduction="none"
+    )
     return ce.view(-1, n).sum(dim=1)
 
 

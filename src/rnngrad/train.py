@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from rnngrad import tasks
-from rnngrad.io import atomic_path, write_json, write_parquet
+from rnngrad.io import atomic_path, discard_temporaries, write_json, write_parquet
 from rnngrad.models import VariantSpec, build_model
 
 __all__ = ["RunSpec", "train_run", "resolve_device", "RUN_FILES"]
@@ -80,10 +80,20 @@ class RunSpec:
         tasks.get_task(self.task)
         if self.length < 2:
             raise ValueError(f"length must be >= 2, got {self.length}")
-        for key in ("steps", "batch_size", "eval_every", "eval_size", "final_k", "probe_batch",
-                    "checkpoint_every", "threads"):
+        for key in (
+            "steps",
+            "batch_size",
+            "eval_every",
+            "eval_size",
+            "final_k",
+            "probe_batch",
+            "checkpoint_every",
+            "threads",
+        ):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
         if self.probe_every < 0:
             raise ValueError(f"probe_every must be >= 0, got {self.probe_every}")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -134,7 +144,9 @@ class _State:
 
     def __init__(self) -> None:
         self.step = 0
-        self.curve: dict[str, list] = {k: [] for k in ("step", "loss", "grad_norm", "clipped", "elapsed")}
+        self.curve: dict[str, list] = {
+            k: [] for k in ("step", "loss", "grad_norm", "clipped", "elapsed")
+        }
         self.evals: dict[str, list] = {"step": [], "metric": [], "eval_loss": []}
         self.probes: list[dict] = []
         self.spectra: list[dict] = []
@@ -165,17 +177,27 @@ def _save_checkpoint(path: Path, spec: RunSpec, model, opt, state: _State) -> No
 
 
 def _load_checkpoint(path: Path, spec: RunSpec, model, opt) -> _State | None:
-    """Restore a checkpoint of this very run; anything else is reported and ignored."""
+    """Restore a checkpoint of this very run; anything else is reported and ignored.
+
+    weights_only=True: a checkpoint is data, never code (a tampered file cannot run
+    anything). After a failed load the caller must rebuild model and optimiser, which
+    may hold part of the checkpoint.
+    """
     if not path.exists():
         return None
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-        if blob.get("version") != CHECKPOINT_VERSION or blob.get("identity") != spec.identity():
+        if not isinstance(blob, dict) or blob.get("version") != CHECKPOINT_VERSION:
+            raise ValueError(f"not an rnngrad checkpoint of version {CHECKPOINT_VERSION}")
+        if blob.get("identity") != spec.identity():
             log.warning("checkpoint %s belongs to another run spec; starting over", path)
             return None
         model.load_state_dict(blob["model"])
         opt.load_state_dict(blob["optimizer"])
-        return _State.from_dict(blob["state"])
+        state = _State.from_dict(blob["state"])
+        if not 0 < state.step <= spec.steps or len(state.curve["step"]) != state.step:
+            raise ValueError(f"inconsistent state at step {state.step}")
+        return state
     except Exception as err:  # noqa: BLE001 (any unreadable checkpoint: start over)
         log.warning("checkpoint %s is unreadable (%s); starting over", path, err)
         return None
@@ -193,7 +215,11 @@ def _probe(model, x, y, task: str, probe_step: int, state: _State) -> None:
 
 
 def _frames(records: list[dict]) -> pd.DataFrame:
-    return pd.concat([pd.DataFrame(r) for r in records], ignore_index=True) if records else pd.DataFrame()
+    return (
+        pd.concat([pd.DataFrame(r) for r in records], ignore_index=True)
+        if records
+        else pd.DataFrame()
+    )
 
 
 def train_run(
@@ -231,15 +257,25 @@ def train_run(
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = False
 
-    model = build_model(spec.model, spec.task, length=spec.length, seed=spec.seed).to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=spec.effective_lr)
+    def fresh():
+        model = build_model(spec.model, spec.task, length=spec.length, seed=spec.seed).to(device)
+        params = [p for p in model.parameters() if p.requires_grad]
+        return model, params, torch.optim.Adam(params, lr=spec.effective_lr)
+
+    for path in (ckpt, *(out_dir / name for name in RUN_FILES)):
+        for stale in discard_temporaries(path):
+            log.info("removed %s, left by a killed run", stale)
+    model, params, opt = fresh()
     state = _load_checkpoint(ckpt, spec, model, opt)
     resumed_from = state.step if state is not None else None
+    if state is None and ckpt.exists():
+        model, params, opt = fresh()  # a refused checkpoint may have been loaded in part
     state = state or _State()
 
     threshold = task.solve_threshold if spec.solve_threshold is None else spec.solve_threshold
-    x_eval, y_eval = tasks.make_batch(spec.task, spec.length, spec.eval_size, tasks.EVAL_SEED, 0, device)
+    x_eval, y_eval = tasks.make_batch(
+        spec.task, spec.length, spec.eval_size, tasks.EVAL_SEED, 0, device
+    )
     x_probe, y_probe = tasks.make_batch(
         spec.task, spec.length, spec.probe_batch, tasks.PROBE_SEED, spec.seed, device
     )
@@ -248,8 +284,12 @@ def train_run(
         _probe(model, x_probe, y_probe, spec.task, 0, state)
 
     bar = tqdm(
-        total=spec.steps, initial=state.step, file=sys.stderr, mininterval=5.0,
-        disable=not progress, desc=f"{spec.task} T={spec.length} {spec.variant} seed={spec.seed}",
+        total=spec.steps,
+        initial=state.step,
+        file=sys.stderr,
+        mininterval=5.0,
+        disable=not progress,
+        desc=f"{spec.task} T={spec.length} {spec.variant} seed={spec.seed}",
     )
     t0 = time.perf_counter() - state.elapsed
     pending: list[tuple[torch.Tensor, torch.Tensor]] = []  # (loss, grad_norm) not yet synced
@@ -279,7 +319,9 @@ def train_run(
         return True
 
     while state.step < spec.steps and state.steps_to_solve is None and state.diverged_at is None:
-        x, y = tasks.make_batch(spec.task, spec.length, spec.batch_size, spec.seed, state.step, device)
+        x, y = tasks.make_batch(
+            spec.task, spec.length, spec.batch_size, spec.seed, state.step, device
+        )
         loss = tasks.loss(spec.task, model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -372,6 +414,7 @@ def _summary(spec, state, task, threshold, wall, device, config_hash, resumed_fr
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": spec.threads,
+        "torch_threads": torch.get_num_threads(),  # what torch used: checked against threads
         "torch_version": torch.__version__,
         "git_commit": _git_commit(),
         "config_hash": config_hash,
@@ -390,4 +433,3 @@ def _write_outputs(out_dir: Path, state: _State, summary: dict) -> None:
     write_parquet(out_dir / "spectra.parquet", _frames(state.spectra))
     # The summary goes last: its presence means the run's files are complete.
     write_json(out_dir / "summary.json", summary)
-
