@@ -1,47 +1,66 @@
-"""Cost of one gradient probe relative to one fused training step.
+"""Probe cost: one gradient probe against one fused training step, and a run's share.
 
 A probe (rnngrad.probes.gradient_profile: step-by-step unroll, dL/dh_t for every t,
 one-step Jacobian norms) against one training step of the fused nn.RNN / nn.LSTM /
-nn.GRU (forward, backward, Adam step) on the adding task at the same sequence length.
-Both are timed side by side, alternating, so a change in machine load hits both;
-the ratio is the median over repeats of probe time / step time.
+nn.GRU (forward, backward, Adam step) on the adding task at the same sequence length,
+timed side by side (benchmarks/common.py: clock, alternation, statistic).
 
-    python benchmarks/bench_probe.py [--repeats 7] [--lengths 100 1000] [--threads 1]
+The share of a default run spent probing: train_run on a run of the default config
+(config/config.yaml, adding at its longest T, LSTM: the costliest probe), shortened to
+`share_steps` steps with a probe at the start and the end, timed with probes on and off
+in turn. The per-probe and per-step costs it yields give the share for the default
+schedule: `steps` steps with a probe every `probe_every` steps, and at both ends.
+
+    python -m benchmarks.bench_probe [--repeats 5] [--lengths 100 1000]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import io
 import statistics
-import time
+import tempfile
 
 import torch
 
+from benchmarks.common import (
+    ROOT,
+    alternate,
+    best_ratio,
+    clock,
+    device_of,
+    interleave,
+    median_ratio,
+    rule_threads,
+    sync,
+    threads,
+    train_clock,
+)
 from rnngrad import tasks
+from rnngrad.config import GridPoint, load_config, run_spec
 from rnngrad.models import VariantSpec, build_model
 from rnngrad.probes import JAC_EXAMPLES, gradient_profile
+from rnngrad.train import train_run
 
-__all__ = ["measure", "main"]
+__all__ = ["GOAL", "SHARE_GOAL", "measure", "probe_share", "main"]
 
 CELLS = ("rnn_tanh", "lstm", "gru")
 LENGTHS = (100, 1000)
 GOAL = 3.0  # a probe should cost at most ~3 training steps
+SHARE_GOAL = 0.05  # probing takes at most 5% of a default run's wall time
+DEFAULT_CONFIG = ROOT / "config" / "config.yaml"
 
 
-def _seconds(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def _time_pairs(cell, length, hidden_size, probe_batch, train_batch, repeats, task, jac_examples):
-    """(step seconds, probe seconds) per repeat, alternating."""
+def _time_pairs(cell, length, hidden_size, probe_batch, train_batch, repeats, task, jac, device):
+    """(step seconds, probe seconds) lists, timed side by side."""
     spec = VariantSpec(cell=cell, hidden_size=hidden_size)
-    trained = build_model(spec, task, length=length, seed=0)
-    probed = build_model(spec, task, length=length, seed=0)
+    trained = build_model(spec, task, length=length, seed=0).to(device)
+    probed = build_model(spec, task, length=length, seed=0).to(device)
     opt = torch.optim.Adam(trained.parameters(), lr=1e-3)
-    x, y = tasks.make_batch(task, length, train_batch, seed=0, step=0)
-    xp, yp = tasks.make_batch(task, length, probe_batch, tasks.PROBE_SEED, step=0)
+    x, y = tasks.make_batch(task, length, train_batch, 0, 0, device)
+    xp, yp = tasks.make_batch(task, length, probe_batch, tasks.PROBE_SEED, 0, device)
 
     def train_step():
         opt.zero_grad(set_to_none=True)
@@ -49,10 +68,11 @@ def _time_pairs(cell, length, hidden_size, probe_batch, train_batch, repeats, ta
         opt.step()
 
     def probe():
-        gradient_profile(probed, xp, yp, task, jac_examples=jac_examples)
+        gradient_profile(probed, xp, yp, task, jac_examples=jac)
 
-    train_step(), probe()  # warm-up: allocator, oneDNN primitives
-    return [(_seconds(train_step), _seconds(probe)) for _ in range(repeats)]
+    train_step(), probe()  # warm-up: allocator, oneDNN / cuDNN primitives
+    got = alternate({"step": train_step, "probe": probe}, repeats, device)
+    return got["step"], got["probe"]
 
 
 def measure(
@@ -61,26 +81,33 @@ def measure(
     hidden_size: int = 64,
     probe_batch: int = 32,
     train_batch: int = 64,
-    repeats: int = 7,
-    threads: int = 1,
+    repeats: int = 5,
     task: str = "adding",
     jac_examples: int | None = JAC_EXAMPLES,
+    device: torch.device | None = None,
 ) -> list[dict]:
-    """Time probes and training steps side by side.
+    """Time probes and training steps side by side (threads: the train rule's).
 
     Returns:
-        one dict per (cell, length): cell, length, hidden_size, probe_batch,
-        train_batch, threads, jac_examples, train_s and probe_s (medians, seconds),
-        ratio (median of the per-repeat probe / step ratios).
+        one dict per (cell, length): sizes, train_s and probe_s (fastest repeat, seconds),
+        ratio (probe / step, fastest repeats) and ratio_median (of per-repeat ratios).
     """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    device = device or device_of()
+    n_threads = rule_threads("train")
     rows = []
-    try:
+    with threads(n_threads):
         for cell in cells:
             for length in lengths:
-                pairs = _time_pairs(
-                    cell, length, hidden_size, probe_batch, train_batch, repeats, task, jac_examples
+                step_s, probe_s = _time_pairs(
+                    cell,
+                    length,
+                    hidden_size,
+                    probe_batch,
+                    train_batch,
+                    repeats,
+                    task,
+                    jac_examples,
+                    device,
                 )
                 rows.append(
                     {
@@ -89,32 +116,110 @@ def measure(
                         "hidden_size": hidden_size,
                         "probe_batch": probe_batch,
                         "train_batch": train_batch,
-                        "threads": threads,
+                        "threads": n_threads,
+                        "device": device.type,
                         "jac_examples": jac_examples,
-                        "train_s": statistics.median(t for t, _ in pairs),
-                        "probe_s": statistics.median(p for _, p in pairs),
-                        "ratio": statistics.median(p / t for t, p in pairs),
+                        "train_s": min(step_s),
+                        "probe_s": min(probe_s),
+                        "ratio": best_ratio(probe_s, step_s),
+                        "ratio_median": median_ratio(probe_s, step_s),
                     }
                 )
-    finally:
-        torch.set_num_threads(previous)
     return rows
+
+
+def _default_spec(config, length, cell, device) -> tuple:
+    cfg = load_config(config)
+    lengths = cfg["train"]["tasks"].get("adding") or [100]
+    point = GridPoint("adding", length or max(lengths), cell, 0)
+    spec = run_spec(cfg, point, threads=rule_threads("train"))
+    return dataclasses.replace(spec, device=device.type), cfg
+
+
+def probe_share(
+    share_steps: int = 200,
+    repeats: int = 2,
+    config=DEFAULT_CONFIG,
+    length: int | None = None,
+    cell: str = "lstm",
+    device: torch.device | None = None,
+) -> dict:
+    """Share of a default run's time spent probing: train_run with probes on and off.
+
+    Returns:
+        a dict: the run (task, length, variant, steps, threads), with_probes_s and
+        without_probes_s (whole train_run calls, fastest repeat), probe_s and step_s
+        (per probe, per step), measured_share (of the shortened run, 2 probes), and
+        default_share: the same costs over the default schedule (config steps,
+        a probe every probe_every steps and at both ends).
+    """
+    device = device or device_of()
+    spec, cfg = _default_spec(config, length, cell, device)
+    short = dataclasses.replace(
+        spec, steps=share_steps, probe_every=share_steps, solve_threshold=0.0
+    )
+
+    def run(probe: bool) -> float:
+        now = clock(device)
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            contextlib.redirect_stderr(io.StringIO()),
+            train_clock(device),
+        ):
+            sync(device)
+            start = now()
+            train_run(short, tmp, probe=probe, progress=True)
+            sync(device)
+            return now() - start
+
+    with threads(spec.threads):
+        got = interleave({"on": lambda: run(True), "off": lambda: run(False)}, repeats)
+    on, off = min(got["on"]), min(got["off"])
+    n_probes = 2  # at step 0 and at the last step (probe_every = steps)
+    probe_s = max(on - off, 0.0) / n_probes
+    step_s = off / share_steps
+    steps, every = cfg["train"]["steps"], cfg["train"]["probe_every"]
+    # probes at step 0, every `every` steps, and at the last step unless one fell there
+    default_probes = 2 if not every else steps // every + 1 + (steps % every != 0)
+    default_probe_time = default_probes * probe_s
+    return {
+        "task": spec.task,
+        "length": spec.length,
+        "variant": spec.variant,
+        "share_steps": share_steps,
+        "threads": spec.threads,
+        "device": device.type,
+        "with_probes_s": on,
+        "without_probes_s": off,
+        "probe_s": probe_s,
+        "step_s": step_s,
+        "probe_over_step": probe_s / step_s,
+        "measured_share": (on - off) / on if on > 0 else float("nan"),
+        "default_steps": steps,
+        "default_probe_every": every,
+        "default_probes": default_probes,
+        "default_share": default_probe_time / (default_probe_time + steps * step_s),
+        "median_share": statistics.median(
+            (a - b) / a for a, b in zip(got["on"], got["off"], strict=True)
+        ),
+    }
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", nargs="+", default=list(CELLS))
     parser.add_argument("--lengths", nargs="+", type=int, default=list(LENGTHS))
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--jac-examples", type=int, default=JAC_EXAMPLES)
+    parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
+    device = device_of(args.device)
     rows = measure(
         tuple(args.cells),
         tuple(args.lengths),
         repeats=args.repeats,
-        threads=args.threads,
         jac_examples=args.jac_examples,
+        device=device,
     )
     print(f"{'cell':9} {'T':>5} {'step ms':>8} {'probe ms':>9} {'ratio':>6}")
     for r in rows:
@@ -123,10 +228,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
             f"{r['cell']:9} {r['length']:5d} {1e3 * r['train_s']:8.1f} "
             f"{1e3 * r['probe_s']:9.1f} {r['ratio']:5.2f}x{flag}"
         )
+    share = probe_share(device=device)
     print(
-        f"H={rows[0]['hidden_size']}, probe batch {rows[0]['probe_batch']}, train batch "
-        f"{rows[0]['train_batch']}, {rows[0]['threads']} thread(s), Jacobians over "
-        f"{rows[0]['jac_examples']} example(s), torch {torch.__version__}"
+        f"probing: {100 * share['measured_share']:.1f}% of a {share['share_steps']}-step run, "
+        f"{100 * share['default_share']:.1f}% of a default run (goal <= {100 * SHARE_GOAL:g}%)"
     )
     return rows
 
