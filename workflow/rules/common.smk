@@ -66,6 +66,14 @@ REPORT_COMMANDS = [
 ]
 
 
+def run_identity(wildcards):
+    """The settings that fix one run's numbers (a change to them reruns the run)."""
+    point = rnnconfig.GridPoint(
+        wildcards.task, int(wildcards.length), wildcards.variant, int(wildcards.seed)
+    )
+    return rnnconfig.run_spec(CFG, point).identity()
+
+
 def train_runtime(wildcards, attempt):
     """Minutes for a Slurm job: measured CPU speed with room to spare, grown on retry."""
     steps = CFG["train"]["steps"]

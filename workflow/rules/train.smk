@@ -20,6 +20,7 @@ rule train:
         runtime=train_runtime,
     params:
         checkpoint="results/checkpoints/{task}/T{length}/{variant}/seed{seed}.pt",
-        config_hash=CONFIG_HASH,
+        # the run's own settings: editing another part of the config reruns nothing here
+        run=run_identity,
     script:
         "../scripts/train.py"

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from rnngrad.config import GridPoint, run_spec
+from rnngrad.config import GridPoint, config_hash, run_spec
 from rnngrad.io import log_to
 from rnngrad.train import train_run
 
@@ -17,5 +17,5 @@ with log_to(snakemake.log[0]):
         spec,
         Path(snakemake.output.summary).parent,
         checkpoint=snakemake.params.checkpoint,
-        config_hash=snakemake.params.config_hash,
+        config_hash=config_hash(snakemake.config),
     )
