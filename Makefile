@@ -10,7 +10,7 @@ CORES  ?= $(shell nproc 2>/dev/null || echo 2)
 STAMP  := $(VENV)/.installed-stamp
 PROFILE := --workflow-profile workflow/profiles/default
 
-.PHONY: install run test lint unit bench smoke report clean
+.PHONY: install run test lint bench smoke clean slurm-up slurm-down slurm-test
 
 install: $(STAMP)
 
@@ -43,6 +43,16 @@ test: lint
 ## bench: the benchmark suite (results/bench/bench.json)
 bench: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks
+
+## slurm-up / slurm-down: a one-node Slurm on this machine (root, Debian/Ubuntu), to try the Slurm path
+slurm-up:
+	scripts/slurm/start-local-slurm.sh
+slurm-down:
+	scripts/slurm/stop-local-slurm.sh
+
+## slurm-test: only the Slurm tests (needs a cluster that answers)
+slurm-test: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m slurm
 
 clean:
 	rm -rf results/* .snakemake
