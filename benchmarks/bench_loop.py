@@ -108,7 +108,7 @@ def measure(
 ) -> list[dict]:
     """Steps/s of both loops and their ratio, per cell and length.
 
-    The steps per trial are chosen so a trial lasts about `trial_seconds` (at least 2),
+    The steps per trial are chosen so a trial lasts about `trial_seconds` (at least 3),
     from one timed bare step after a warm-up. Threads: the train rule's (profile).
     """
     device = device or device_of()
@@ -120,7 +120,7 @@ def measure(
                 one = _spec(cell, length, 1, hidden_size, batch_size, device, n_threads)
                 bare_loop(one, device), train_run_loop(one, device)  # warm-up: allocator, oneDNN
                 step_s, _ = bare_loop(one, device)
-                steps = max(2, min(500, round(trial_seconds / step_s)))
+                steps = max(3, min(500, round(trial_seconds / step_s)))
                 spec = _spec(cell, length, steps, hidden_size, batch_size, device, n_threads)
                 # each loop reports its own time (setup and file writing excluded)
                 # the bare loop runs twice: bare against bare (A/A) is the noise floor

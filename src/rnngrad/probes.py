@@ -31,6 +31,7 @@ training leaves the training trajectory unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 
@@ -215,12 +216,29 @@ def _jacobian_norms(model: SequenceModel, x: torch.Tensor, states: list[tuple]) 
     norms = []
     for rows in torch.arange(S * K, device=xi.device).split(_CHUNK):
         J = jacobian(model, xi[rows], [s[rows] for s in prev], w)  # (n, D, D)
-        gram = J @ J.mT  # ||J||_2^2 = lambda_max(J J^T): eigvalsh is cheaper than an SVD
+        # ||J|| = s ||J / s||: scaling by the largest entry keeps a nearly diverged model's
+        # huge Jacobians (an IRNN's, say) inside float range and well conditioned.
+        scale = J.abs().amax(dim=(1, 2)).clamp_min(torch.finfo(J.dtype).tiny)  # (n,)
+        Js = J / scale[:, None, None]
+        gram = Js @ Js.mT  # ||J||_2^2 = lambda_max(J J^T): eigvalsh is cheaper than an SVD
         ok = torch.isfinite(gram).all(dim=2).all(dim=1)  # a diverged model: NaN, not a crash
-        top = torch.linalg.eigvalsh(torch.where(ok[:, None, None], gram, 0))[:, -1]
+        top = _top_eigenvalue(torch.where(ok[:, None, None], gram, 0))
         bad = torch.where(torch.isfinite(J).all(dim=2).all(dim=1), math.inf, math.nan)
-        norms.append(torch.where(ok, top.clamp_min(0).sqrt(), bad).double().cpu())
+        norms.append(torch.where(ok, top.clamp_min(0).sqrt() * scale, bad).double().cpu())
     return torch.cat(norms).numpy().reshape(S, K)
+
+
+def _top_eigenvalue(gram: torch.Tensor) -> torch.Tensor:
+    """Largest eigenvalue of each symmetric matrix (n, D, D); NaN where LAPACK gives up."""
+    try:
+        return torch.linalg.eigvalsh(gram)[:, -1]
+    except torch.linalg.LinAlgError:
+        # One ill-conditioned matrix fails the whole batch: redo one at a time.
+        out = torch.full(gram.shape[:1], math.nan, dtype=gram.dtype, device=gram.device)
+        for i, g in enumerate(gram):
+            with contextlib.suppress(torch.linalg.LinAlgError):
+                out[i] = torch.linalg.eigvalsh(g)[-1]
+        return out
 
 
 def _vanilla_jacobian(model, xi, prev, w):

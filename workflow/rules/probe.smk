@@ -6,6 +6,8 @@ rule probe_init:
         "results/probes/{task}/T{length}/{variant}.parquet",
     log:
         "results/logs/probe_init/{task}/T{length}/{variant}.log",
+    benchmark:
+        "results/benchmarks/probe_init/{task}/T{length}/{variant}.tsv"
     conda:
         "../../environment.yml"
     threads: 1
