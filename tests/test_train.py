@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
+from rnngrad import columns
 from rnngrad.models import VariantSpec
 from rnngrad.train import RunSpec, train_run
 
@@ -37,7 +38,7 @@ SUMMARY_KEYS = {
     "spec",
     "diverged_at",
 }
-CURVE_COLUMNS = ["step", "loss", "metric", "eval_loss", "grad_norm", "clipped", "elapsed"]
+CURVE_COLUMNS = list(columns.CURVE_COLUMNS)
 
 
 def _spec(**kw):

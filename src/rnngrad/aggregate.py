@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rnngrad.columns import CURVE_COLUMNS, PROFILE_COLUMNS, SPECTRA_COLUMNS
 from rnngrad.io import atomic_path
 
 __all__ = [
@@ -74,20 +75,6 @@ RUN_KEYS = ["task", "length", "variant", "seed"]
 HORIZON_RATIO = 1e-3  # the horizon is where ||dL/dh_t|| falls below this fraction of its start
 VARIANT_FIELDS = ["cell", "init", "constraint", "clip_norm", "hidden_size", "lr"]
 
-PROFILE_COLUMNS = [
-    "t",
-    "distance",
-    "grad_h",
-    "grad_h_q1",
-    "grad_h_q3",
-    "grad_c",
-    "grad_c_q1",
-    "grad_c_q3",
-    "jac_norm",
-    "bound",
-]
-CURVE_COLUMNS = ["step", "loss", "metric", "eval_loss", "grad_norm", "clipped", "elapsed"]
-SPECTRA_COLUMNS = ["probe_step", "gate", "spectral_norm", "spectral_radius"]
 RUN_COLUMNS = [
     *RUN_KEYS,
     *VARIANT_FIELDS,
@@ -461,7 +448,7 @@ def _run_files(run_dirs: Iterable[str | Path], name: str, columns: list[str]) ->
 
 def curves_table(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
     """Every run's training curve (curve.parquet) with the run keys."""
-    return _run_files(run_dirs, "curve.parquet", CURVE_COLUMNS)
+    return _run_files(run_dirs, "curve.parquet", list(CURVE_COLUMNS))
 
 
 def train_profiles_table(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
@@ -471,7 +458,7 @@ def train_profiles_table(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
 
 def spectra_table(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
     """W_hh gate-block spectra over training (spectra.parquet) with the run keys."""
-    return _run_files(run_dirs, "spectra.parquet", SPECTRA_COLUMNS)
+    return _run_files(run_dirs, "spectra.parquet", list(SPECTRA_COLUMNS))
 
 
 def init_profiles_table(probe_files: Iterable[str | Path]) -> pd.DataFrame:

@@ -40,6 +40,7 @@ import pandas as pd
 import torch
 
 from rnngrad import tasks
+from rnngrad.columns import PROFILE_COLUMNS
 from rnngrad.models import SequenceModel, VariantSpec, build_model, gate_blocks
 
 __all__ = [
@@ -54,18 +55,6 @@ __all__ = [
     "init_probe",
 ]
 
-PROFILE_COLUMNS = (
-    "t",
-    "distance",
-    "grad_h",
-    "grad_h_q1",
-    "grad_h_q3",
-    "grad_c",
-    "grad_c_q1",
-    "grad_c_q3",
-    "jac_norm",
-    "bound",
-)
 JAC_EXAMPLES = 1  # jac_norm and bound: from the first example of the probe batch (cost)
 HORIZON_RATIO = 1e-3  # horizon: largest distance with grad_h >= 1e-3 of grad_h at distance 0
 # A quantile that depends on the empirical distribution only, so duplicating every

@@ -25,6 +25,7 @@ import torch
 from tqdm import tqdm
 
 from rnngrad import tasks
+from rnngrad.columns import CURVE_COLUMNS
 from rnngrad.io import atomic_path, discard_temporaries, write_json, write_parquet
 from rnngrad.models import VariantSpec, build_model
 
@@ -425,9 +426,7 @@ def _summary(spec, state, task, threshold, wall, device, config_hash, resumed_fr
 def _write_outputs(out_dir: Path, state: _State, summary: dict) -> None:
     curve = pd.DataFrame(state.curve)
     evals = pd.DataFrame(state.evals)
-    curve = curve.merge(evals, on="step", how="left")[
-        ["step", "loss", "metric", "eval_loss", "grad_norm", "clipped", "elapsed"]
-    ]
+    curve = curve.merge(evals, on="step", how="left")[list(CURVE_COLUMNS)]
     write_parquet(out_dir / "curve.parquet", curve)
     write_parquet(out_dir / "gradients.parquet", _frames(state.probes))
     write_parquet(out_dir / "spectra.parquet", _frames(state.spectra))
