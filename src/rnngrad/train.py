@@ -28,6 +28,7 @@ from rnngrad import tasks
 from rnngrad.columns import CURVE_COLUMNS
 from rnngrad.io import atomic_path, discard_temporaries, write_json, write_parquet
 from rnngrad.models import VariantSpec, build_model
+from rnngrad.probes import gradient_profile, weight_spectra
 
 __all__ = ["RunSpec", "train_run", "resolve_device", "RUN_FILES"]
 
@@ -205,8 +206,6 @@ def _load_checkpoint(path: Path, spec: RunSpec, model, opt) -> _State | None:
 
 
 def _probe(model, x, y, task: str, probe_step: int, state: _State) -> None:
-    from rnngrad.probes import gradient_profile, weight_spectra
-
     profile = gradient_profile(model, x, y, task)
     profile.insert(0, "probe_step", probe_step)
     state.probes.append(profile.to_dict(orient="list"))
