@@ -406,6 +406,9 @@ def _grid_config() -> str:
     trained = cfg["train"].get("variants") or list(cfg["variants"])
     cfg["train"]["tasks"] = {"adding": [8]}
     cfg["train"]["variants"] = trained[:2]
+    # 2 variants x 2 seeds: on 2 cores the first two runs can finish together, and the kill
+    # must still find runs left to do
+    cfg["train"]["seeds"] = [0, 1]
     cfg["probes"]["tasks"] = {"adding": [16]}
     cfg["probes"]["variants"] = trained[:1]
     return yaml.safe_dump(cfg, sort_keys=False)
