@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,3 +83,12 @@ def test_error_names_key_and_allowed_values():
         ConfigError, match=r"variants\.rnn\.cell: 'transformer' is not one of \['rnn_tanh'"
     ):
         check_config(cfg)
+
+
+def test_the_config_layer_imports_no_torch():
+    # the Snakefile imports rnngrad.config (and specs): parsing it must not pay for torch
+    code = (
+        "import sys, rnngrad.config, rnngrad.specs, rnngrad.cli; "
+        "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)[:5]"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from rnngrad import config as cfgmod
-from rnngrad.tasks import TASKS
+from rnngrad.specs import TASKS
 
 DEFAULT_CONFIG = "config/config.yaml"
 
@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_train(args, cfg: dict) -> int:
+    # torch is imported by the commands that run it, so `variants` and `check-config` start fast
     from rnngrad.train import train_run
 
     point = cfgmod.GridPoint(args.task, args.length, args.variant, args.seed)

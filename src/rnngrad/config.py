@@ -21,8 +21,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from rnngrad.models import VariantSpec
-from rnngrad.train import RunSpec
+from rnngrad.specs import RunSpec, VariantSpec
 
 __all__ = [
     "ConfigError",

@@ -15,19 +15,15 @@ Initialisations and constraints:
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrizations, parametrize
 
-from rnngrad.tasks import get_task
+from rnngrad.specs import CELLS, CONSTRAINTS, INITS, VariantSpec, get_task
 
 __all__ = ["VariantSpec", "SequenceModel", "build_model", "CELLS", "INITS", "CONSTRAINTS"]
 
-CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
-INITS = ("default", "orthogonal", "identity", "chrono")
-CONSTRAINTS = ("none", "orthogonal")
 GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 # torch's gate order inside weight_hh_l0 / bias_hh_l0, one H-row block each
 GATE_NAMES = {
@@ -37,70 +33,6 @@ GATE_NAMES = {
     "gru": ("r", "z", "n"),
 }
 EMBED_DIM = 16  # width of the symbol embedding for symbolic tasks (copy)
-
-
-@dataclass(frozen=True)
-class VariantSpec:
-    """A model variant: data from the config's `variants:` mapping, not a class.
-
-    Attributes:
-        cell: recurrent cell, one of CELLS.
-        hidden_size: width H of the hidden state.
-        init: initialisation of the recurrent weights, one of INITS.
-        constraint: "orthogonal" keeps W_hh orthogonal during training (vanilla cells).
-        clip_norm: clip the global gradient norm to this value; None for no clipping.
-        lr: learning rate for this variant; None takes the run's default.
-    """
-
-    cell: str = "lstm"
-    hidden_size: int = 64
-    init: str = "default"
-    constraint: str = "none"
-    clip_norm: float | None = None
-    lr: float | None = None
-
-    def __post_init__(self) -> None:
-        _choice("cell", self.cell, CELLS)
-        _choice("init", self.init, INITS)
-        _choice("constraint", self.constraint, CONSTRAINTS)
-        if not isinstance(self.hidden_size, int) or self.hidden_size < 1:
-            raise ValueError(f"hidden_size must be a positive integer, got {self.hidden_size!r}")
-        if self.clip_norm is not None and not self.clip_norm > 0:
-            raise ValueError(f"clip_norm must be > 0 or null, got {self.clip_norm!r}")
-        if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"lr must be > 0 or null, got {self.lr!r}")
-        if self.init == "identity" and self.cell != "rnn_relu":
-            raise ValueError(
-                f"init 'identity' (IRNN) needs cell 'rnn_relu', got cell {self.cell!r}"
-            )
-        if self.init == "chrono" and self.cell != "lstm":
-            raise ValueError(
-                f"init 'chrono' sets LSTM gate biases and needs cell 'lstm', got {self.cell!r}"
-            )
-        if self.constraint == "orthogonal" and self.cell not in ("rnn_tanh", "rnn_relu"):
-            raise ValueError(
-                "constraint 'orthogonal' keeps a square W_hh orthogonal and needs cell "
-                f"'rnn_tanh' or 'rnn_relu', got {self.cell!r}"
-            )
-
-    @classmethod
-    def from_dict(cls, d: dict) -> VariantSpec:
-        """Build from a config mapping; unknown keys are an error that names them."""
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(
-                f"unknown variant key(s) {sorted(unknown)}; allowed keys are "
-                f"{sorted(cls.__dataclass_fields__)}"
-            )
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def _choice(key: str, value: str, options: tuple[str, ...]) -> None:
-    if value not in options:
-        raise ValueError(f"unknown {key} {value!r}; options are {list(options)}")
 
 
 class SequenceModel(nn.Module):

@@ -11,11 +11,20 @@ with the same seed sees the same data. No data files exist.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from rnngrad.specs import (
+    COPY_ALPHABET,
+    COPY_BLANK,
+    COPY_DELIMITER,
+    COPY_SYMBOLS,
+    TASKS,
+    Task,
+    get_task,
+)
 
 __all__ = [
     "TASKS",
@@ -31,59 +40,6 @@ __all__ = [
 # [0, 10**6) by the config schema, so these streams never coincide with training data.
 EVAL_SEED = 1_000_003
 PROBE_SEED = 1_000_033
-
-COPY_SYMBOLS = 10  # recall symbols per copy example
-COPY_ALPHABET = 8  # symbols are 1..8
-COPY_BLANK = 0
-COPY_DELIMITER = 9
-COPY_VOCAB = 10  # 0 blank, 1..8 symbols, 9 delimiter
-
-
-@dataclass(frozen=True)
-class Task:
-    """What a model needs to know about a task.
-
-    Attributes:
-        name: the task's key in TASKS.
-        symbolic: True when inputs are integer symbols (the model embeds them).
-        input_size: float channels per step, or the vocabulary size when symbolic.
-        output_size: outputs per read position (1 for regression, classes otherwise).
-        per_step_output: True when the model emits an output at every position.
-        higher_is_better: direction of the task's metric.
-        solve_threshold: default threshold on the metric for "solved".
-        metric_name: what the metric is, for tables and figures.
-    """
-
-    name: str
-    symbolic: bool
-    input_size: int
-    output_size: int
-    per_step_output: bool
-    higher_is_better: bool
-    solve_threshold: float
-    metric_name: str
-
-    def seq_len(self, length: int) -> int:
-        """Number of time steps of an input of dependency length `length`."""
-        return length + 2 * COPY_SYMBOLS if self.name == "copy" else length
-
-    def first_read(self, length: int) -> int:
-        """Index of the first position where the long-range loss is read."""
-        return length + COPY_SYMBOLS if self.name == "copy" else length - 1
-
-
-TASKS: dict[str, Task] = {
-    "adding": Task("adding", False, 2, 1, False, False, 0.01, "mse"),
-    "copy": Task("copy", True, COPY_VOCAB, COPY_VOCAB, True, True, 0.99, "accuracy"),
-}
-
-
-def get_task(task: str) -> Task:
-    """Look a task up by name; the error lists the valid names."""
-    try:
-        return TASKS[task]
-    except KeyError:
-        raise ValueError(f"unknown task {task!r}; options are {sorted(TASKS)}") from None
 
 
 def _check_length(task: str, length: int) -> None:

@@ -17,7 +17,6 @@ import math
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -27,8 +26,9 @@ from tqdm import tqdm
 from rnngrad import tasks
 from rnngrad.columns import CURVE_COLUMNS
 from rnngrad.io import atomic_path, discard_temporaries, write_json, write_parquet
-from rnngrad.models import VariantSpec, build_model
+from rnngrad.models import build_model
 from rnngrad.probes import gradient_profile, weight_spectra
+from rnngrad.specs import RunSpec
 
 __all__ = ["RunSpec", "train_run", "resolve_device", "RUN_FILES"]
 
@@ -36,90 +36,6 @@ log = logging.getLogger(__name__)
 
 RUN_FILES = ("summary.json", "curve.parquet", "gradients.parquet", "spectra.parquet")
 CHECKPOINT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """Everything that determines a run's numbers (threads and device only its speed).
-
-    Attributes:
-        task, length: the task and its dependency length T.
-        variant: the variant's name in the config; model: its settings.
-        seed: seeds the initial weights and the training batches.
-        steps: maximum optimiser steps (early stop when solved).
-        batch_size: training batch size.
-        lr: Adam learning rate, unless the variant sets its own.
-        eval_every: evaluate on the fixed evaluation batch every N steps.
-        eval_size: size of the evaluation batch (seeded apart from training seeds).
-        final_k: the final metric is the mean of the last k evaluations.
-        solve_threshold: metric threshold for "solved"; None takes the task's default.
-        probe_every: probe dL/dh_t every N steps (0: only at the start and the end).
-        probe_batch: size of the fixed probe batch.
-        checkpoint_every: write a checkpoint every N steps.
-        device: auto | cpu | cuda.
-        threads: torch intra-op threads (the Snakemake job's threads).
-    """
-
-    task: str
-    length: int
-    variant: str = "lstm"
-    model: VariantSpec = field(default_factory=VariantSpec)
-    seed: int = 0
-    steps: int = 3000
-    batch_size: int = 64
-    lr: float = 1e-3
-    eval_every: int = 100
-    eval_size: int = 500
-    final_k: int = 3
-    solve_threshold: float | None = None
-    probe_every: int = 500
-    probe_batch: int = 32
-    checkpoint_every: int = 500
-    device: str = "auto"
-    threads: int = 1
-
-    def __post_init__(self) -> None:
-        tasks.get_task(self.task)
-        if self.length < 2:
-            raise ValueError(f"length must be >= 2, got {self.length}")
-        for key in (
-            "steps",
-            "batch_size",
-            "eval_every",
-            "eval_size",
-            "final_k",
-            "probe_batch",
-            "checkpoint_every",
-            "threads",
-        ):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
-        if self.probe_every < 0:
-            raise ValueError(f"probe_every must be >= 0, got {self.probe_every}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"unknown device {self.device!r}; options are ['auto', 'cpu', 'cuda']")
-
-    @property
-    def effective_lr(self) -> float:
-        return self.model.lr if self.model.lr is not None else self.lr
-
-    def identity(self) -> dict:
-        """The fields that fix the run's numbers: a checkpoint resumes only a run equal in these."""
-        d = asdict(self)
-        d.pop("threads")
-        d.pop("device")
-        return d
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> RunSpec:
-        d = dict(d)
-        d["model"] = VariantSpec.from_dict(d.get("model", {}))
-        return cls(**d)
 
 
 def resolve_device(device: str) -> torch.device:

@@ -1,0 +1,232 @@
+"""What names a run, as plain data and without torch: tasks, model variants, run specs.
+
+The config layer and the Snakefile read only these, so parsing the workflow does not
+import torch. `rnngrad.tasks`, `rnngrad.models` and `rnngrad.train` re-export them next to
+the code that gives them meaning (batch generators, the model, the training loop).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+__all__ = [
+    "TASKS",
+    "Task",
+    "get_task",
+    "VariantSpec",
+    "CELLS",
+    "INITS",
+    "CONSTRAINTS",
+    "RunSpec",
+]
+
+COPY_SYMBOLS = 10  # recall symbols per copy example
+COPY_ALPHABET = 8  # symbols are 1..8
+COPY_BLANK = 0
+COPY_DELIMITER = 9
+COPY_VOCAB = 10  # 0 blank, 1..8 symbols, 9 delimiter
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a model needs to know about a task.
+
+    Attributes:
+        name: the task's key in TASKS.
+        symbolic: True when inputs are integer symbols (the model embeds them).
+        input_size: float channels per step, or the vocabulary size when symbolic.
+        output_size: outputs per read position (1 for regression, classes otherwise).
+        per_step_output: True when the model emits an output at every position.
+        higher_is_better: direction of the task's metric.
+        solve_threshold: default threshold on the metric for "solved".
+        metric_name: what the metric is, for tables and figures.
+    """
+
+    name: str
+    symbolic: bool
+    input_size: int
+    output_size: int
+    per_step_output: bool
+    higher_is_better: bool
+    solve_threshold: float
+    metric_name: str
+
+    def seq_len(self, length: int) -> int:
+        """Number of time steps of an input of dependency length `length`."""
+        return length + 2 * COPY_SYMBOLS if self.name == "copy" else length
+
+    def first_read(self, length: int) -> int:
+        """Index of the first position where the long-range loss is read."""
+        return length + COPY_SYMBOLS if self.name == "copy" else length - 1
+
+
+TASKS: dict[str, Task] = {
+    "adding": Task("adding", False, 2, 1, False, False, 0.01, "mse"),
+    "copy": Task("copy", True, COPY_VOCAB, COPY_VOCAB, True, True, 0.99, "accuracy"),
+}
+
+
+def get_task(task: str) -> Task:
+    """Look a task up by name; the error lists the valid names."""
+    try:
+        return TASKS[task]
+    except KeyError:
+        raise ValueError(f"unknown task {task!r}; options are {sorted(TASKS)}") from None
+
+
+# --- model variants ---
+
+CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+INITS = ("default", "orthogonal", "identity", "chrono")
+CONSTRAINTS = ("none", "orthogonal")
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """A model variant: data from the config's `variants:` mapping, not a class.
+
+    Attributes:
+        cell: recurrent cell, one of CELLS.
+        hidden_size: width H of the hidden state.
+        init: initialisation of the recurrent weights, one of INITS.
+        constraint: "orthogonal" keeps W_hh orthogonal during training (vanilla cells).
+        clip_norm: clip the global gradient norm to this value; None for no clipping.
+        lr: learning rate for this variant; None takes the run's default.
+    """
+
+    cell: str = "lstm"
+    hidden_size: int = 64
+    init: str = "default"
+    constraint: str = "none"
+    clip_norm: float | None = None
+    lr: float | None = None
+
+    def __post_init__(self) -> None:
+        _choice("cell", self.cell, CELLS)
+        _choice("init", self.init, INITS)
+        _choice("constraint", self.constraint, CONSTRAINTS)
+        if not isinstance(self.hidden_size, int) or self.hidden_size < 1:
+            raise ValueError(f"hidden_size must be a positive integer, got {self.hidden_size!r}")
+        if self.clip_norm is not None and not self.clip_norm > 0:
+            raise ValueError(f"clip_norm must be > 0 or null, got {self.clip_norm!r}")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"lr must be > 0 or null, got {self.lr!r}")
+        if self.init == "identity" and self.cell != "rnn_relu":
+            raise ValueError(
+                f"init 'identity' (IRNN) needs cell 'rnn_relu', got cell {self.cell!r}"
+            )
+        if self.init == "chrono" and self.cell != "lstm":
+            raise ValueError(
+                f"init 'chrono' sets LSTM gate biases and needs cell 'lstm', got {self.cell!r}"
+            )
+        if self.constraint == "orthogonal" and self.cell not in ("rnn_tanh", "rnn_relu"):
+            raise ValueError(
+                "constraint 'orthogonal' keeps a square W_hh orthogonal and needs cell "
+                f"'rnn_tanh' or 'rnn_relu', got {self.cell!r}"
+            )
+
+    @classmethod
+    def from_dict(cls, d: dict) -> VariantSpec:
+        """Build from a config mapping; unknown keys are an error that names them."""
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(
+                f"unknown variant key(s) {sorted(unknown)}; allowed keys are "
+                f"{sorted(cls.__dataclass_fields__)}"
+            )
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _choice(key: str, value: str, options: tuple[str, ...]) -> None:
+    if value not in options:
+        raise ValueError(f"unknown {key} {value!r}; options are {list(options)}")
+
+
+# --- training runs ---
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that determines a run's numbers (threads and device only its speed).
+
+    Attributes:
+        task, length: the task and its dependency length T.
+        variant: the variant's name in the config; model: its settings.
+        seed: seeds the initial weights and the training batches.
+        steps: maximum optimiser steps (early stop when solved).
+        batch_size: training batch size.
+        lr: Adam learning rate, unless the variant sets its own.
+        eval_every: evaluate on the fixed evaluation batch every N steps.
+        eval_size: size of the evaluation batch (seeded apart from training seeds).
+        final_k: the final metric is the mean of the last k evaluations.
+        solve_threshold: metric threshold for "solved"; None takes the task's default.
+        probe_every: probe dL/dh_t every N steps (0: only at the start and the end).
+        probe_batch: size of the fixed probe batch.
+        checkpoint_every: write a checkpoint every N steps.
+        device: auto | cpu | cuda.
+        threads: torch intra-op threads (the Snakemake job's threads).
+    """
+
+    task: str
+    length: int
+    variant: str = "lstm"
+    model: VariantSpec = field(default_factory=VariantSpec)
+    seed: int = 0
+    steps: int = 3000
+    batch_size: int = 64
+    lr: float = 1e-3
+    eval_every: int = 100
+    eval_size: int = 500
+    final_k: int = 3
+    solve_threshold: float | None = None
+    probe_every: int = 500
+    probe_batch: int = 32
+    checkpoint_every: int = 500
+    device: str = "auto"
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        get_task(self.task)
+        if self.length < 2:
+            raise ValueError(f"length must be >= 2, got {self.length}")
+        for key in (
+            "steps",
+            "batch_size",
+            "eval_every",
+            "eval_size",
+            "final_k",
+            "probe_batch",
+            "checkpoint_every",
+            "threads",
+        ):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if self.probe_every < 0:
+            raise ValueError(f"probe_every must be >= 0, got {self.probe_every}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"unknown device {self.device!r}; options are ['auto', 'cpu', 'cuda']")
+
+    @property
+    def effective_lr(self) -> float:
+        return self.model.lr if self.model.lr is not None else self.lr
+
+    def identity(self) -> dict:
+        """The fields that fix the run's numbers: a checkpoint resumes only a run equal in these."""
+        d = asdict(self)
+        d.pop("threads")
+        d.pop("device")
+        return d
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunSpec:
+        d = dict(d)
+        d["model"] = VariantSpec.from_dict(d.get("model", {}))
+        return cls(**d)
