@@ -27,6 +27,7 @@ import yaml
 
 from rnngrad.cli import main
 from rnngrad.config import ConfigError, load_config
+from tests.forking import driver_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "config" / "smoke.yaml"
@@ -224,30 +225,11 @@ def test_rnngrad_train_fails_with_one_line_before_any_work(case, configs, tmp_pa
 # Imports what the Snakefile imports once, then forks one `snakemake` command line per
 # config (os.fork: the child starts from the imported modules, with nothing else shared).
 _FORKED_SNAKEMAKE = r"""
-import json, os, sys
+import json, sys
 import snakemake.cli
 import rnngrad.aggregate, rnngrad.config, rnngrad.figures, rnngrad.train  # noqa: F401
-results = {}
-for name, argv, log in json.loads(sys.argv[1]):
-    pid = os.fork()
-    if pid == 0:
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        code = 1
-        try:
-            snakemake.cli.main(argv)
-        except SystemExit as stop:
-            code = stop.code if isinstance(stop.code, int) else 1
-        except BaseException:
-            import traceback
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    results[name] = os.waitstatus_to_exitcode(status)
+from tests.forking import run_forked
+results = {name: run_forked(snakemake.cli.main, argv, log) for name, argv, log in json.loads(sys.argv[1])}
 print(json.dumps(results))
 """
 
@@ -281,7 +263,7 @@ def dry_runs(configs, tmp_path_factory) -> dict[str, tuple[int, str, Path]]:
         jobs.append([name, _snakemake_argv(path, work), str(root / f"{name}.log")])
 
     def forked():
-        res = subprocess.run([sys.executable, "-c", _FORKED_SNAKEMAKE, json.dumps(jobs)],
+        res = subprocess.run(driver_argv(_FORKED_SNAKEMAKE, json.dumps(jobs)),
                              capture_output=True, text=True, timeout=300, cwd=root)  # fmt: skip
         assert res.returncode == 0, res.stderr
         return json.loads(res.stdout.strip().splitlines()[-1])

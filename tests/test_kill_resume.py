@@ -38,6 +38,8 @@ import pytest
 import torch
 import yaml
 
+from tests.forking import driver_argv
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SEED = int(os.environ.get("RNNGRAD_KILL_SEED", "20250611"))
@@ -133,12 +135,13 @@ SCENARIOS = _scenarios()
 
 # Runs plans of attempts; forks a fresh `rnngrad train` per attempt (see the docstring).
 _DRIVER = r"""
-import io, json, os, pathlib, signal, sys, traceback
+import io, json, os, pathlib, signal, sys
 import pandas as pd
 import torch
 import rnngrad.cli, rnngrad.io, rnngrad.tasks
 # what a run imports on its way (torch._dynamo: the first optimiser's), so each fork starts warm
 import pyarrow.parquet, rnngrad.probes, rnngrad.train, torch._dynamo, tqdm
+from tests.forking import run_forked
 
 def die():
     sys.stdout.flush()
@@ -224,26 +227,7 @@ def inspect(out_dir):
     return found
 
 def attempt(argv, hook, log):
-    pid = os.fork()
-    if pid == 0:
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        code = 1
-        try:
-            if hook:
-                install(hook)
-            code = rnngrad.cli.main(argv)
-        except SystemExit as stop:
-            code = stop.code if isinstance(stop.code, int) else 1
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
+    return run_forked(rnngrad.cli.main, argv, log, prepare=(lambda: install(hook)) if hook else None)
 
 results = {}
 for name, job in json.loads(sys.argv[1]).items():
@@ -268,8 +252,8 @@ def _argv(config: Path, variant: str, out: Path) -> list[str]:
 
 
 def _drive(jobs: dict, cwd: Path) -> dict:
-    res = subprocess.run([sys.executable, "-c", _DRIVER, json.dumps(jobs)], capture_output=True,
-                         text=True, timeout=600, cwd=cwd)  # fmt: skip
+    res = subprocess.run(driver_argv(_DRIVER, json.dumps(jobs)), capture_output=True, text=True,
+                         timeout=600, cwd=cwd)  # fmt: skip
     assert res.returncode == 0, res.stderr[-3000:]
     return json.loads(res.stdout.strip().splitlines()[-1])
 
