@@ -85,6 +85,8 @@ def test_smoke_grid_end_to_end(smoke_run):
     assert not re.search(r"\b(nan|NaN|None)\b", prose)
     assert "<math" in page and "mathjax" not in page.lower()
     assert re.search(r"Rendered on \S+ by the\s+(quarto|jupyter-fallback)\s+renderer", prose)
+    # provenance names the config file Snakemake read, not a placeholder
+    assert "Config: config/smoke.yaml, hash" in html.unescape(re.sub(r"<[^>]+>", "", page))
 
 
 @pytest.mark.slow

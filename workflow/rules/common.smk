@@ -1,12 +1,14 @@
 # Helpers shared by the rules: the checked config, the grids and the paths of the runs.
 # The config is checked here, before any job runs: the schema (workflow/schemas/),
 # duplicate keys, and combinations a schema cannot express. Errors name the key.
+from pathlib import Path
+
 import snakemake
 
 from rnngrad import config as rnnconfig
 from rnngrad.aggregate import TABLES
 from rnngrad.figures import FIGURE_TABLES, FIGURES
-from rnngrad.tasks import TASKS
+from rnngrad.specs import TASKS
 
 for _path in workflow.configfiles:
     rnnconfig.read_yaml(
@@ -60,9 +62,20 @@ def figure_tables(wildcards):
 
 # What the report's reproducibility section shows.
 SNAKEMAKE_VERSION = snakemake.__version__
+
+
+def shown_path(path) -> str:
+    """A config path as the user would type it: relative to the working folder when inside."""
+    full, here = Path(path).resolve(), Path.cwd().resolve()
+    return str(full.relative_to(here)) if full.is_relative_to(here) else str(path)
+
+
+# The command that reproduces the report, not this invocation's argv: a report param that
+# changed with --cores or -n would rerun the report.
+CONFIG_FILES = [shown_path(p) for p in workflow.configfiles]
 REPORT_COMMANDS = [
-    "snakemake --cores 8 --workflow-profile workflow/profiles/default "
-    + " ".join(f"--configfile {p}" for p in workflow.configfiles),
+    "snakemake --cores all --workflow-profile workflow/profiles/default "
+    + " ".join(f"--configfile {p}" for p in CONFIG_FILES),
 ]
 
 

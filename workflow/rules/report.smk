@@ -24,6 +24,7 @@ rule report:
         runtime=15,
     params:
         config_hash=CONFIG_HASH,
+        config_files=CONFIG_FILES,
         commands=REPORT_COMMANDS,
         snakemake_version=SNAKEMAKE_VERSION,
     script:
