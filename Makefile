@@ -7,6 +7,7 @@ BIN    := $(VENV)/bin
 # (a CPU build there). Override, e.g. TORCH="torch==2.13.0 --index-url ...", for CUDA.
 TORCH  ?= torch==2.13.0
 CORES  ?= $(shell nproc 2>/dev/null || echo 2)
+CONFIG ?= config/config.yaml
 STAMP  := $(VENV)/.installed-stamp
 PROFILE := --workflow-profile workflow/profiles/default
 
@@ -21,12 +22,15 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e ".[workflow,test]"
 	touch $@
 
-## run: the default grid and the report (results/report/report.html)
+## run: the grid of CONFIG (default config/config.yaml) and the report (results/report/report.html)
+# check-config first: Snakemake reads --configfile itself and names no line on a YAML error.
 run: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) $(PROFILE)
+	$(BIN)/rnngrad check-config $(CONFIG)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) $(PROFILE) --configfile $(CONFIG)
 
 ## smoke: the tiny grid of config/smoke.yaml, report included
 smoke: install
+	$(BIN)/rnngrad check-config config/smoke.yaml
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) $(PROFILE) --configfile config/smoke.yaml
 
 ## lint: ruff, snakefmt and snakemake --lint
