@@ -39,6 +39,7 @@ import torch
 import yaml
 
 from tests.forking import driver_argv
+from tests.readback import read_error
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -142,6 +143,7 @@ import rnngrad.cli, rnngrad.io, rnngrad.tasks
 # what a run imports on its way (torch._dynamo: the first optimiser's), so each fork starts warm
 import pyarrow.parquet, rnngrad.probes, rnngrad.train, torch._dynamo, tqdm
 from tests.forking import run_forked
+from tests.readback import read_error
 
 def die():
     sys.stdout.flush()
@@ -214,16 +216,8 @@ def inspect(out_dir):
         if path.name.startswith(".tmp-"):
             found[path.name] = "temporary"
             continue
-        try:
-            if path.suffix == ".parquet":
-                pd.read_parquet(path)
-            elif path.suffix == ".json":
-                json.loads(path.read_text())
-            elif path.suffix == ".pt":
-                torch.load(path, weights_only=True)
-            found[path.name] = "ok"
-        except Exception as err:
-            found[path.name] = f"unreadable: {err}"
+        err = read_error(path)
+        found[path.name] = "ok" if err is None else f"unreadable: {err}"
     return found
 
 def attempt(argv, hook, log):
@@ -420,14 +414,8 @@ def _unreadable(work: Path) -> list[str]:
     for path in sorted((work / "results").rglob("*")):
         if not path.is_file() or path.name.startswith(".tmp-"):
             continue
-        try:
-            if path.suffix == ".parquet":
-                pd.read_parquet(path)
-            elif path.suffix == ".json":
-                json.loads(path.read_text())
-            elif path.suffix == ".pt":
-                torch.load(path, weights_only=True)
-        except Exception as err:  # noqa: BLE001
+        err = read_error(path)
+        if err is not None:
             bad.append(f"{path}: {err}")
     return bad
 

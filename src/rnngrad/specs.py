@@ -13,6 +13,7 @@ __all__ = [
     "TASKS",
     "Task",
     "get_task",
+    "is_solved",
     "VariantSpec",
     "CELLS",
     "INITS",
@@ -72,6 +73,13 @@ def get_task(task: str) -> Task:
         return TASKS[task]
     except KeyError:
         raise ValueError(f"unknown task {task!r}; options are {sorted(TASKS)}") from None
+
+
+def is_solved(task: str, value: float, threshold: float | None = None) -> bool:
+    """Whether a metric value meets the task's (or the given) threshold."""
+    spec = get_task(task)
+    threshold = spec.solve_threshold if threshold is None else threshold
+    return value >= threshold if spec.higher_is_better else value < threshold
 
 
 # --- model variants ---

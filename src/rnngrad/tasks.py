@@ -24,6 +24,7 @@ from rnngrad.specs import (
     TASKS,
     Task,
     get_task,
+    is_solved,
 )
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "make_batch",
     "baseline_loss",
     "get_task",
+    "is_solved",
     "EVAL_SEED",
     "PROBE_SEED",
 ]
@@ -154,10 +156,3 @@ def metric(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(out, y)
     n = COPY_SYMBOLS
     return (out[:, -n:].argmax(dim=-1) == y[:, -n:]).float().mean()
-
-
-def is_solved(task: str, value: float, threshold: float | None = None) -> bool:
-    """Whether a metric value meets the task's (or the given) threshold."""
-    spec = get_task(task)
-    threshold = spec.solve_threshold if threshold is None else threshold
-    return value >= threshold if spec.higher_is_better else value < threshold
