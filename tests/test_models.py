@@ -1,4 +1,5 @@
 import itertools
+import math
 
 import pytest
 import torch
@@ -80,6 +81,34 @@ def test_chrono_sets_forget_bias_in_one_vector_and_zeroes_the_other():
         VariantSpec(cell="rnn_tanh", init="chrono")
     with pytest.raises(ValueError, match="chrono.*T >= 3"):
         build_model(VariantSpec(cell="lstm", init="chrono"), "adding")
+
+
+def test_chrono_spans_the_largest_lag_of_copy():
+    # copy at T reads symbol 9 (position 9) at position T + 19: forget biases reach log(T + 19)
+    T, H = 20, 512
+    model = build_model(
+        VariantSpec(cell="lstm", init="chrono", hidden_size=H), "copy", length=T, seed=0
+    )
+    forget = model.rnn.bias_hh_l0.detach()[H : 2 * H]
+    assert forget.max() <= math.log(T + 19)
+    assert forget.max() > math.log(T)  # beyond T: the old upper end, T - 1, missed the lags
+
+
+def test_forget_bias_init_sets_the_lstm_forget_gate_to_one():
+    H = 16
+    plain = build_model(VariantSpec(cell="lstm", hidden_size=H), "adding", seed=3)
+    model = build_model(
+        VariantSpec(cell="lstm", init="forget_bias", hidden_size=H), "adding", seed=3
+    )
+    b_ih, b_hh = model.rnn.bias_ih_l0.detach(), model.rnn.bias_hh_l0.detach()
+    torch.testing.assert_close(b_ih[H : 2 * H] + b_hh[H : 2 * H], torch.ones(H))
+    # the other gates keep torch's default draw, the same as the plain LSTM's
+    for name in ("bias_ih_l0", "bias_hh_l0"):
+        mine, theirs = getattr(model.rnn, name).detach(), getattr(plain.rnn, name).detach()
+        torch.testing.assert_close(mine[:H], theirs[:H])
+        torch.testing.assert_close(mine[2 * H :], theirs[2 * H :])
+    with pytest.raises(ValueError, match="forget_bias.*lstm"):
+        VariantSpec(cell="gru", init="forget_bias")
 
 
 def test_orthogonal_constraint_stays_orthogonal_after_training_steps():

@@ -7,9 +7,16 @@ module's own parameters, so the probes can keep the gradient of every hidden sta
 Initialisations and constraints:
 - orthogonal: every H x H gate block of W_hh orthogonal (Saxe et al. 2014).
 - identity: IRNN, W_hh = I, zero biases, ReLU cell (Le, Jaitly & Hinton 2015).
-- chrono: LSTM forget bias log(U(1, T-1)), input bias its negative (Tallec & Ollivier 2018).
+- chrono: LSTM forget bias log(U(1, T_max)), input bias its negative, with T_max the
+  task's largest lag (Task.max_lag: T - 1 for adding, T + 19 for copy; Tallec & Ollivier
+  2018).
+- forget_bias: LSTM forget bias 1, the common practice (Gers, Schmidhuber & Cummins
+  2000; Jozefowicz, Zaremba & Sutskever 2015; Keras' unit_forget_bias); torch's own
+  default draws it from U(-1/sqrt(H), 1/sqrt(H)) like every other bias.
 - constraint orthogonal: W_hh parametrised on the orthogonal group
-  (torch.nn.utils.parametrizations.orthogonal; Lezcano-Casado & Martinez-Rubio 2019).
+  (torch.nn.utils.parametrizations.orthogonal, matrix-exponential map; Lezcano-Casado &
+  Martinez-Rubio 2019), starting from the Q factor of a QR decomposition of the init's
+  W_hh (signs fixed so that R has a positive diagonal).
 """
 
 from __future__ import annotations
@@ -174,13 +181,18 @@ def _init_recurrent(model: SequenceModel, length: int | None) -> None:
         elif spec.init == "chrono":
             if length is None or length < 3:
                 raise ValueError(f"init 'chrono' needs the task length T >= 3, got {length!r}")
-            # forget bias log(U(1, T-1)) and input bias its negative, all in bias_hh;
+            # forget bias log(U(1, T_max)) and input bias its negative, all in bias_hh;
             # torch adds bias_ih and bias_hh, so bias_ih is zeroed.
-            forget = torch.log(torch.empty(H).uniform_(1.0, float(length - 1)))
+            longest = model.task.max_lag(length)
+            forget = torch.log(torch.empty(H).uniform_(1.0, float(longest)))
             rnn.bias_ih_l0.zero_()
             rnn.bias_hh_l0.zero_()
             rnn.bias_hh_l0[H : 2 * H] = forget
             rnn.bias_hh_l0[0:H] = -forget
+        elif spec.init == "forget_bias":
+            # torch adds bias_ih and bias_hh: the forget block is 1 in one and 0 in the other
+            rnn.bias_ih_l0[H : 2 * H] = 0.0
+            rnn.bias_hh_l0[H : 2 * H] = 1.0
 
 
 def build_model(
@@ -212,6 +224,7 @@ def _build(spec: VariantSpec, task: str, length: int | None) -> SequenceModel:
     model = SequenceModel(spec, task)
     _init_recurrent(model, length)
     if spec.constraint == "orthogonal":
-        # Start from the init's W_hh projected to the nearest orthogonal matrix.
+        # torch starts from the Q factor of a QR decomposition of the init's W_hh (not the
+        # nearest orthogonal matrix, which would be the polar factor).
         parametrizations.orthogonal(model.rnn, "weight_hh_l0")
     return model

@@ -60,6 +60,15 @@ class Task:
         """Index of the first position where the long-range loss is read."""
         return length + COPY_SYMBOLS if self.name == "copy" else length - 1
 
+    def max_lag(self, length: int) -> int:
+        """The longest distance, in steps, from an input that matters to where it is read.
+
+        adding: the first marker can sit at step 0 and is read at step T - 1 (T - 1).
+        copy: symbol 0 is read at position T + 10, symbol 9 (at position 9) at T + 19, so
+        the lags run from T + 10 to T + 19 and the largest is T + 19.
+        """
+        return self.seq_len(length) - 1
+
 
 TASKS: dict[str, Task] = {
     "adding": Task("adding", False, 2, 1, False, False, 0.01, "mse"),
@@ -85,7 +94,7 @@ def is_solved(task: str, value: float, threshold: float | None = None) -> bool:
 # --- model variants ---
 
 CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
-INITS = ("default", "orthogonal", "identity", "chrono")
+INITS = ("default", "orthogonal", "identity", "chrono", "forget_bias")
 CONSTRAINTS = ("none", "orthogonal")
 
 
@@ -123,9 +132,9 @@ class VariantSpec:
             raise ValueError(
                 f"init 'identity' (IRNN) needs cell 'rnn_relu', got cell {self.cell!r}"
             )
-        if self.init == "chrono" and self.cell != "lstm":
+        if self.init in ("chrono", "forget_bias") and self.cell != "lstm":
             raise ValueError(
-                f"init 'chrono' sets LSTM gate biases and needs cell 'lstm', got {self.cell!r}"
+                f"init {self.init!r} sets LSTM gate biases and needs cell 'lstm', got {self.cell!r}"
             )
         if self.constraint == "orthogonal" and self.cell not in ("rnn_tanh", "rnn_relu"):
             raise ValueError(
