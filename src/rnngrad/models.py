@@ -90,6 +90,10 @@ class SequenceModel(nn.Module):
         """W_hh (G*H, H), through the orthogonal parametrisation when there is one."""
         return self.rnn.weight_hh_l0
 
+    def recurrent_blocks(self) -> dict[str, torch.Tensor]:
+        """The square recurrent matrices whose spectra the probes record, by gate name."""
+        return gate_blocks(self.recurrent_weight(), self.spec.cell)
+
     def step_inputs(self, u: torch.Tensor) -> torch.Tensor:
         """W_ih u_t + b_ih for all t at once (B, T, G*H): one GEMM instead of T."""
         return u @ self.rnn.weight_ih_l0.T + self.rnn.bias_ih_l0

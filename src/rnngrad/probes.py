@@ -41,7 +41,7 @@ import torch
 
 from rnngrad import tasks
 from rnngrad.columns import PROFILE_COLUMNS
-from rnngrad.models import SequenceModel, VariantSpec, build_model, gate_blocks
+from rnngrad.models import SequenceModel, VariantSpec, build_model
 
 __all__ = [
     "PROFILE_COLUMNS",
@@ -295,14 +295,19 @@ def weight_spectra(model: SequenceModel) -> pd.DataFrame:
         columns gate (models.GATE_NAMES order), spectral_norm, spectral_radius.
     """
     with torch.no_grad():
-        w = model.recurrent_weight().detach().to("cpu", torch.float64)
+        blocks = {
+            gate: block.detach().to(
+                "cpu", torch.complex128 if block.is_complex() else torch.float64
+            )
+            for gate, block in model.recurrent_blocks().items()
+        }
     rows = [
         {
             "gate": gate,
             "spectral_norm": float(torch.linalg.matrix_norm(block, ord=2)),
             "spectral_radius": float(torch.linalg.eigvals(block).abs().max()),
         }
-        for gate, block in gate_blocks(w, model.cell).items()
+        for gate, block in blocks.items()
     ]
     return pd.DataFrame(rows, columns=["gate", "spectral_norm", "spectral_radius"])
 
