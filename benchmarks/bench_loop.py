@@ -49,7 +49,7 @@ def bare_loop(spec: RunSpec, device: torch.device) -> tuple[float, float]:
     model = build_model(spec.model, spec.task, length=spec.length, seed=spec.seed).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=spec.effective_lr)
     x_eval, y_eval = tasks.make_batch(
-        spec.task, spec.length, spec.eval_size, tasks.EVAL_SEED, 0, device
+        spec.task, spec.length, spec.eval_size, spec.seed, 0, device, stream="eval"
     )
     now = clock(device)
     data = 0.0

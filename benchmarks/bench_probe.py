@@ -1,9 +1,14 @@
 """Probe cost: one gradient probe against one fused training step, and a run's share.
 
-A probe (rnngrad.probes.gradient_profile: step-by-step unroll, dL/dh_t for every t,
-one-step Jacobian norms) against one training step of the fused nn.RNN / nn.LSTM /
-nn.GRU (forward, backward, Adam step) on the adding task at the same sequence length,
-timed side by side (benchmarks/common.py: clock, alternation, statistic).
+A probe (rnngrad.probes.gradient_profile: a float64 copy of the model, step-by-step
+unroll, dL/dh_t for every t, one-step Jacobian norms of TRAIN_JAC_EXAMPLES examples, as
+during training) against one training step of the fused nn.RNN / nn.LSTM / nn.GRU
+(forward, backward, Adam step) on the adding task at the same sequence length, timed
+side by side (benchmarks/common.py: clock, alternation, statistic).
+
+`jacobian_cost`: a probe with K Jacobian examples against one with a single example (the
+probe before the per-example bound), side by side; `bound_tightness`: the per-example
+tightness (bound / measured ratio) at initialisation at a few distances over seeds.
 
 The share of a default run spent probing: train_run on a run of the default config
 (config/config.yaml, adding at its longest T, LSTM: the costliest probe), shortened to
@@ -12,6 +17,8 @@ the run. The per-probe and per-step costs it yields give the share for the defau
 schedule: `steps` steps with a probe every `probe_every` steps, and at both ends.
 
     python -m benchmarks.bench_probe [--repeats 5] [--lengths 100 1000]
+    python -m benchmarks.bench_probe --jacobians      (cost of K Jacobian examples, T=1000)
+    python -m benchmarks.bench_probe --tightness      (bound / measured at init, T=1000)
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import statistics
 import tempfile
 from unittest import mock
 
+import numpy as np
 import torch
 
 import rnngrad.train
@@ -38,18 +46,28 @@ from benchmarks.common import (
     sync,
     threads,
 )
-from rnngrad import tasks
+from rnngrad import probes, tasks
 from rnngrad.config import GridPoint, load_config, run_spec
 from rnngrad.models import VariantSpec, build_model
-from rnngrad.probes import JAC_EXAMPLES, gradient_profile
+from rnngrad.probes import JAC_EXAMPLES, TRAIN_JAC_EXAMPLES, gradient_profile
 from rnngrad.train import train_run
 
-__all__ = ["GOAL", "SHARE_GOAL", "measure", "probe_share", "main"]
+__all__ = [
+    "GOAL",
+    "SHARE_GOAL",
+    "JAC_GOAL",
+    "measure",
+    "probe_share",
+    "jacobian_cost",
+    "bound_tightness",
+    "main",
+]
 
 CELLS = ("rnn_tanh", "lstm", "gru")
 LENGTHS = (100, 1000)
 GOAL = 3.0  # a probe should cost at most ~3 training steps
 SHARE_GOAL = 0.05  # probing takes at most 5% of a default run's wall time
+JAC_GOAL = 3.0  # init probes: K Jacobian examples cost at most 3x a one-example probe
 DEFAULT_CONFIG = ROOT / "config" / "config.yaml"
 
 
@@ -60,7 +78,7 @@ def _time_pairs(cell, length, hidden_size, probe_batch, train_batch, repeats, ta
     probed = build_model(spec, task, length=length, seed=0).to(device)
     opt = torch.optim.Adam(trained.parameters(), lr=1e-3)
     x, y = tasks.make_batch(task, length, train_batch, 0, 0, device)
-    xp, yp = tasks.make_batch(task, length, probe_batch, tasks.PROBE_SEED, 0, device)
+    xp, yp = tasks.make_batch(task, length, probe_batch, 0, 0, device, stream="probe")
 
     def train_step():
         opt.zero_grad(set_to_none=True)
@@ -83,7 +101,7 @@ def measure(
     train_batch: int = 64,
     repeats: int = 5,
     task: str = "adding",
-    jac_examples: int | None = JAC_EXAMPLES,
+    jac_examples: int | None = TRAIN_JAC_EXAMPLES,
     device: torch.device | None = None,
 ) -> list[dict]:
     """Time probes and training steps side by side (threads: the train rule's).
@@ -194,7 +212,7 @@ def probe_share(
     n_probes = 2  # at step 0 and at the last step (probe_every = steps)
     probe_s = probe_total / n_probes
     step_s = (total - probe_total) / share_steps
-    steps, every = cfg["train"]["steps"], cfg["train"]["probe_every"]
+    steps, every = _steps(cfg, spec.task), cfg["train"]["probe_every"]
     # probes at step 0, every `every` steps, and at the last step unless one fell there
     default_probes = 2 if not every else steps // every + 1 + (steps % every != 0)
     default_probe_time = default_probes * probe_s
@@ -219,15 +237,144 @@ def probe_share(
     }
 
 
+def _steps(cfg: dict, task: str) -> int:
+    steps = cfg["train"]["steps"]  # a number, or a task -> number mapping
+    return int(steps[task] if isinstance(steps, dict) else steps)
+
+
+def jacobian_cost(
+    cells: tuple[str, ...] = CELLS,
+    length: int = 1000,
+    hidden_size: int = 64,
+    probe_batch: int = 32,
+    counts: tuple[int, ...] = (2, 4, 8, 16, 32),
+    repeats: int = 3,
+    task: str = "adding",
+    device: torch.device | None = None,
+) -> list[dict]:
+    """A probe with K Jacobian examples against the same probe with one, side by side.
+
+    The one-example probe is the probe before the per-example bound (float64, one
+    example's Jacobians); its cost is the unroll and backward pass plus T eigenproblems.
+
+    Returns:
+        one dict per (cell, K): one_s and probe_s (fastest repeats, seconds), ratio
+        (probe / one, fastest repeats), ratio_median (of per-repeat ratios), fits (ratio
+        <= JAC_GOAL).
+    """
+    device = device or device_of()
+    rows = []
+    with threads(1):
+        for cell in cells:
+            spec = VariantSpec(cell=cell, hidden_size=hidden_size)
+            model = build_model(spec, task, length=length, seed=0).to(device)
+            x, y = tasks.make_batch(task, length, probe_batch, 0, 0, device, stream="probe")
+
+            def profile(k, model=model, x=x, y=y):
+                return lambda: gradient_profile(model, x, y, task, jac_examples=k)
+
+            for k in counts:
+                got = alternate({"one": profile(1), "k": profile(k)}, repeats, device)
+                ratio = best_ratio(got["k"], got["one"])
+                rows.append(
+                    {
+                        "cell": cell,
+                        "length": length,
+                        "hidden_size": hidden_size,
+                        "probe_batch": probe_batch,
+                        "jac_examples": k,
+                        "one_s": min(got["one"]),
+                        "probe_s": min(got["k"]),
+                        "ratio": ratio,
+                        "ratio_median": median_ratio(got["k"], got["one"]),
+                        "fits": ratio <= JAC_GOAL,
+                    }
+                )
+    return rows
+
+
+def bound_tightness(
+    cell: str = "rnn_tanh",
+    length: int = 1000,
+    hidden_size: int = 64,
+    probe_batch: int = 32,
+    seeds: int = 10,
+    distances: tuple[int, ...] = (10, 100, 500, 999),
+    jac_examples: int | None = JAC_EXAMPLES,
+    task: str = "adding",
+    device: torch.device | None = None,
+) -> list[dict]:
+    """Per-example tightness of the product bound at initialisation, pooled over seeds.
+
+    For each seed: the init probe's model and batch, the per-example measured ratio
+    ||dL/dh_t|| / ||dL/dh_r|| and bound (rnngrad.probes); at each distance, the median
+    and 90th percentile of bound / measured over every (seed, example), and the share
+    of pairs where the bound held.
+    """
+    device = device or device_of()
+    spec = VariantSpec(cell=cell, hidden_size=hidden_size)
+    first_read = tasks.get_task(task).first_read(length)
+    tight: dict[int, list[np.ndarray]] = {d: [] for d in distances}
+    holds: dict[int, list[np.ndarray]] = {d: [] for d in distances}
+    with threads(1):
+        for seed in range(seeds):
+            model = build_model(spec, task, length=length, seed=seed).to(device)
+            x, y = tasks.make_batch(task, length, probe_batch, seed, 0, device, stream="probe")
+            r = probes._probe(model, x, y, task, jac_examples)
+            g = r["grad_h"][:, : r["jac_norm"].shape[1]]
+            log_ratio = np.log(g) - np.log(g[first_read])
+            for d in distances:
+                t = first_read - d
+                tight[d].append(np.exp(r["log_bound"][t] - log_ratio[t]))
+                bound = r["log_bound"][t] + np.log1p(probes.BOUND_SLACK)
+                holds[d].append(log_ratio[t] <= bound)
+    rows = []
+    for d in distances:
+        values = np.concatenate(tight[d])
+        rows.append(
+            {
+                "cell": cell,
+                "length": length,
+                "distance": d,
+                "pairs": int(values.size),
+                "tightness_median": float(np.median(values)),
+                "tightness_q90": float(np.quantile(values, 0.9)),
+                "bound_share": float(np.concatenate(holds[d]).mean()),
+            }
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", nargs="+", default=list(CELLS))
     parser.add_argument("--lengths", nargs="+", type=int, default=list(LENGTHS))
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--jac-examples", type=int, default=JAC_EXAMPLES)
+    parser.add_argument("--jac-examples", type=int, default=TRAIN_JAC_EXAMPLES)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--jacobians", action="store_true", help="cost of K Jacobian examples")
+    parser.add_argument("--tightness", action="store_true", help="the bound's tightness at init")
     args = parser.parse_args(argv)
     device = device_of(args.device)
+    if args.jacobians:
+        rows = jacobian_cost(repeats=args.repeats, device=device)
+        print(f"{'cell':9} {'K':>3} {'one s':>7} {'K s':>7} {'ratio':>6}")
+        for r in rows:
+            flag = "" if r["fits"] else f"  > {JAC_GOAL:g}x"
+            print(
+                f"{r['cell']:9} {r['jac_examples']:3d} {r['one_s']:7.2f} {r['probe_s']:7.2f} "
+                f"{r['ratio']:5.2f}x{flag}"
+            )
+        return rows
+    if args.tightness:
+        rows = bound_tightness(device=device)
+        for r in rows:
+            print(
+                f"{r['cell']} T={r['length']} distance {r['distance']:4d}: bound / measured "
+                f"median {r['tightness_median']:.3g}, q90 {r['tightness_q90']:.3g} "
+                f"({r['pairs']} pairs, bound held at {100 * r['bound_share']:.1f}%)"
+            )
+        return rows
     rows = measure(
         tuple(args.cells),
         tuple(args.lengths),

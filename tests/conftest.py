@@ -2,9 +2,11 @@
 
 `make_results_tree(root)` writes, for 2 tasks x 2 lengths x 3 variants x 2 seeds,
 summary.json, curve.parquet, gradients.parquet, spectra.parquet and the Snakemake
-benchmark TSVs, plus the init probes (3 seeds each). One run diverges. The numbers
-are synthetic but shaped like real ones: exponential gradient profiles, a falling
-loss, clipped steps where the gradient norm passes the threshold.
+benchmark TSVs, plus the init probes (3 seeds each). One run diverges; one stops early
+on its evaluation batch but fails its held-out test (unsolved, stopped_early). The numbers
+are synthetic but shaped like real ones: exponential gradient profiles under a product
+bound that holds for every example, a falling loss, clipped steps where the gradient norm
+passes the threshold, statuses decided by the test metric.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ INIT_SEEDS = [0, 1, 2]
 STEPS = 60
 EVAL_EVERY = 10
 DIVERGED = ("adding", 20, "rnn", 1)
+EARLY_UNSOLVED = ("adding", 10, "rnn", 1)  # stopped early on evaluation, failed its test
+TEST_SIZE = 2000
+JAC_EXAMPLES = 8  # examples behind the bound columns of the vanilla cells' profiles
 # per-step decay factor of ||dL/dh_t|| at initialisation, per cell
 DECAY = {"lstm": 0.9, "gru": 0.85, "rnn_tanh": 0.5, "rnn_relu": 0.95}
 GATES = {"lstm": ["i", "f", "g", "o"], "gru": ["r", "z", "n"], "rnn_tanh": ["h"], "rnn_relu": ["h"]}
@@ -63,6 +68,8 @@ def _decay(v: dict) -> float:
 def _status(task: str, length: int, variant: str, seed: int, variants: dict) -> str:
     if (task, length, variant, seed) == DIVERGED:
         return "diverged"
+    if (task, length, variant, seed) == EARLY_UNSOLVED:
+        return "unsolved"
     if variant not in VARIANTS:  # larger trees: solved while the gradient survives T steps
         return "solved" if _decay(variants[variant]) ** length * (1 + seed) > 0.05 else "unsolved"
     if variant == "lstm" or (length == 10 and variant == "rnn_clip"):
@@ -80,10 +87,13 @@ def _profile(task: str, length: int, v: dict, scale: float, rng) -> pd.DataFrame
     distance = first_read - t
     grad = scale * _decay(v) ** np.clip(distance, 0, None)
     grad = grad * np.exp(rng.normal(0, 0.05, size=seq))
-    gated = cell in ("lstm", "gru")
     jac = np.full(seq, _decay(v) * 1.2)
-    # the bound on ||dL/dh_t|| / ||dL/dh_r|| (r the first read): 1 at r, NaN after it
-    bound = np.nan if gated else np.where(distance >= 0, (_decay(v) * 1.2) ** distance, np.nan)
+    # the bound on ||dL/dh_t|| / ||dL/dh_r|| (r the first read): 1 at r, NaN after it; none
+    # for the LSTM (its h is not its whole state); it holds for every example
+    no_bound = cell == "lstm"
+    reading = distance >= 0
+    bound = np.nan if no_bound else np.where(reading, (_decay(v) * 1.2) ** distance, np.nan)
+    tightness = np.nan if no_bound else np.where(reading, 1.2**distance, np.nan)
     return pd.DataFrame(
         {
             "t": t,
@@ -96,8 +106,25 @@ def _profile(task: str, length: int, v: dict, scale: float, rng) -> pd.DataFrame
             "grad_c_q3": grad * 1.3 if cell == "lstm" else np.nan,
             "jac_norm": jac,
             "bound": bound,
+            "bound_holds": np.nan if no_bound else np.where(reading, 1.0, np.nan),
+            "tightness": tightness,
+            "tightness_q90": tightness * 1.1,
+            "bound_examples": np.where(reading & (not no_bound), JAC_EXAMPLES, 0),
         }
     )
+
+
+def _test_values(task, length, seed, status, baseline, early) -> tuple:
+    """(test_metric, test_loss) on the held-out batch: they decide the status."""
+    if status == "diverged":
+        return None, None
+    u = np.random.default_rng([length, seed, 99]).random()
+    if task == "adding":  # mse, solved below 0.01
+        mse = {"solved": 0.004 * (1 + 0.2 * u), "unsolved": baseline * 0.9 * (1 + 0.05 * u)}
+        mse = 0.015 if early and status == "unsolved" else mse[status]
+        return mse, mse
+    accuracy = 0.995 + 0.004 * u if status == "solved" else 0.2 + 0.05 * u  # solved >= 0.99
+    return accuracy, baseline * (0.02 if status == "solved" else 0.9)
 
 
 def _write_run(
@@ -110,12 +137,13 @@ def _write_run(
     out = root / "runs" / task / f"T{length}" / variant / f"seed{seed}"
     out.mkdir(parents=True, exist_ok=True)
 
-    steps = n_steps if status != "solved" else int(n_steps * (0.6 + 0.15 * seed))
+    early = status == "solved" or (task, length, variant, seed) == EARLY_UNSOLVED
+    steps = n_steps if not early else int(n_steps * (0.6 + 0.15 * seed))
     if status == "diverged":
         steps = int(n_steps * 0.4)
     step = np.arange(steps)
     baseline = 1 / 6 if task == "adding" else 10 * math.log(8) / (length + 20)
-    final_frac = 0.02 if status == "solved" else 0.9
+    final_frac = 0.02 if early else 0.9
     frac = final_frac + (1 - final_frac) * np.exp(-step / (n_steps / 8))
     loss = baseline * frac * np.exp(rng.normal(0, 0.05, steps))
     if status == "diverged":
@@ -166,6 +194,7 @@ def _write_run(
     losses = eval_loss[np.isfinite(eval_loss)][-3:]
     final_loss = float(losses.mean())
     wall = float(curve["elapsed"].iloc[-1])
+    test_metric, test_loss = _test_values(task, length, seed, status, baseline, early)
     summary = {
         "task": task,
         "length": length,
@@ -176,6 +205,11 @@ def _write_run(
         "status": status,
         "metric_name": "mse" if task == "adding" else "accuracy",
         "solve_threshold": 0.01 if task == "adding" else 0.99,
+        "test_size": TEST_SIZE,
+        "test_metric": test_metric,
+        "test_loss": test_loss,
+        "test_loss_ratio": test_loss / baseline if test_loss is not None else None,
+        "stopped_early": early,
         "final_metric": float(evals.mean()) if status != "diverged" else None,
         "best_metric": float(evals.min() if task == "adding" else evals.max()),
         "final_k": 3,
@@ -183,7 +217,7 @@ def _write_run(
         "final_loss": final_loss if status != "diverged" else None,
         "baseline_loss": baseline,
         "loss_ratio": final_loss / baseline if status != "diverged" else None,
-        "steps_to_solve": steps - 1 if status == "solved" else None,
+        "steps_to_solve": steps - 1 if early else None,
         "diverged_at": steps - 1 if status == "diverged" else None,
         "steps_done": steps,
         "wall_seconds": wall,
@@ -191,6 +225,7 @@ def _write_run(
         "resumed_from": None,
         "device": "cpu",
         "device_name": "cpu",
+        "tf32": False,
         "threads": 1,
         "torch_version": "2.13.0+cpu",
         "git_commit": "0123456789abcdef0123456789abcdef01234567",

@@ -39,7 +39,10 @@ def test_train_writes_the_run_files(tmp_path, capsys):
     assert summary["variant"] == "gru" and summary["seed"] == 1 and summary["steps_done"] == 20
     assert summary["config_hash"] and summary["spec"]["steps"] == 20
     assert len(pd.read_parquet(out / "curve.parquet")) == 20
-    assert "copy T=5 gru seed=1" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "copy T=5 gru seed=1" in printed
+    shown = f"test accuracy {summary['test_metric']:.4g} on {summary['test_size']} held-out"
+    assert shown in printed
 
 
 def test_probe_writes_a_profile_per_seed(tmp_path):

@@ -1,7 +1,9 @@
-"""Gradient probes: exact cases, the NumPy reference, Jacobians, the bound, summaries."""
+"""Gradient probes: exact cases, the NumPy reference, Jacobians, the per-example bound,
+float64 precision, and no side effects."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -9,17 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
-from rnngrad import probes, tasks
+from rnngrad import aggregate, probes, tasks
+from rnngrad.measures import decay_rate, horizon
 from rnngrad.models import GATE_NAMES, SequenceModel, VariantSpec, build_model
-from rnngrad.probes import (
-    PROFILE_COLUMNS,
-    decay_rate,
-    decay_summary,
-    gradient_profile,
-    horizon,
-    init_probe,
-    weight_spectra,
-)
+from rnngrad.probes import PROFILE_COLUMNS, gradient_profile, init_probe, weight_spectra
 from rnngrad.reference import ElmanParams, elman_bptt
 
 
@@ -48,7 +43,7 @@ def _model(cell, H=6, init="default", task="adding", length=12, seed=0, **kw):
 
 
 def _batch(task="adding", length=12, batch=4, step=0):
-    return tasks.make_batch(task, length, batch, tasks.PROBE_SEED, step=step)
+    return tasks.make_batch(task, length, batch, seed=step, step=0, stream="probe")
 
 
 # ---------------------------------------------------------------- exact cases
@@ -70,6 +65,10 @@ def test_linear_recurrence_decays_as_a_power(a):
     assert decay_rate(prof) == pytest.approx(math.log10(a), abs=1e-6)
     np.testing.assert_allclose(prof["jac_norm"], a, rtol=1e-10)
     np.testing.assert_allclose(prof["bound"], expected, rtol=1e-10)
+    # J = a I: the bound a**distance is the measured ratio itself
+    np.testing.assert_allclose(prof["tightness"], 1.0, rtol=1e-9)
+    np.testing.assert_array_equal(prof["bound_holds"], 1.0)
+    np.testing.assert_array_equal(prof["bound_examples"], 5)
     assert prof["grad_c"].isna().all()
 
 
@@ -169,16 +168,19 @@ def test_duplicating_the_batch_leaves_the_profile_unchanged(cell, task):
     length = 8
     model = _model(cell, H=6, task=task, length=length)
     x, y = _batch(task, length, batch=3)
-    for jac_examples in (probes.JAC_EXAMPLES, None):
+    for jac_examples, factor in ((1, 1), (None, 2)):
         once = gradient_profile(model, x, y, task, jac_examples=jac_examples)
         twice = gradient_profile(
             model, torch.cat([x, x]), torch.cat([y, y]), task, jac_examples=jac_examples
         )
-        pd.testing.assert_frame_equal(once, twice, rtol=1e-10)
+        # every column but the count of examples behind the bound
+        assert (twice["bound_examples"] == factor * once["bound_examples"]).all()
+        same = [c for c in PROFILE_COLUMNS if c != "bound_examples"]
+        pd.testing.assert_frame_equal(once[same], twice[same], rtol=1e-10)
     interleaved = gradient_profile(
         model, x.repeat_interleave(2, 0), y.repeat_interleave(2, 0), task, jac_examples=None
     )
-    pd.testing.assert_frame_equal(once, interleaved, rtol=1e-10)
+    pd.testing.assert_frame_equal(once[same], interleaved[same], rtol=1e-10)
 
 
 def test_copy_profile_keeps_rows_after_the_first_read():
@@ -237,29 +239,143 @@ def test_jacobian_norms_match_jacrev(cell, init, H):
     np.testing.assert_allclose(prof["jac_norm"], r["jac_norm"][:, 0], rtol=1e-12)
 
 
-@pytest.mark.parametrize(
-    "cell,init", [("rnn_tanh", "default"), ("rnn_tanh", "orthogonal"), ("rnn_relu", "identity")]
-)
-@pytest.mark.parametrize("task,length", [("adding", 30), ("copy", 8)])
-def test_bound_is_never_below_the_measured_ratio(cell, init, task, length):
-    model = _model(cell, H=8, init=init, task=task, length=length)
-    x, y = _batch(task, length, batch=6)
+GAINS = [0.5, 1.0, 1.5, 3.0]
+BOUND_COLUMNS = ["bound", "bound_holds", "tightness", "tightness_q90"]
+
+
+def _gain_model(cell, gain, H=8, task="adding", length=30, seed=0):
+    """A model of `cell` with W_hh = gain * Q, Q a random orthogonal matrix."""
+    model = _model(cell, H=H, task=task, length=length, seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(H, H, generator=gen, dtype=torch.float64))
+    with torch.no_grad():
+        model.rnn.weight_hh_l0.copy_(gain * q)
+    return model
+
+
+def _reading(prof):
+    return prof["distance"] >= 0
+
+
+@pytest.mark.parametrize("cell", ["rnn_tanh", "rnn_relu"])
+@pytest.mark.parametrize("gain", GAINS)
+@pytest.mark.parametrize("task,length", [("adding", 40), ("copy", 8)])
+def test_per_example_bound_holds_at_every_step(cell, gain, task, length):
+    B = 6
+    model = _gain_model(cell, gain, task=task, length=length)
+    x, y = _batch(task, length, batch=B)
     r = probes._probe(model, x, y, task, None)
     fr = r["first_read"]
-    ratio = r["grad_h"][: fr + 1] / r["grad_h"][fr]  # (fr + 1, B)
-    bound = r["bound"]
-    assert np.all(bound[: fr + 1] >= ratio * (1 - 1e-10))
-    np.testing.assert_array_equal(bound[fr], 1.0)
-    assert np.isnan(bound[fr + 1 :]).all()
+    ratio = r["grad_h"][: fr + 1] / r["grad_h"][fr]  # (fr + 1, B): each example's own
+    bound = np.exp(r["log_bound"][: fr + 1])
+    assert np.all(ratio <= bound * (1 + probes.BOUND_SLACK))
+    assert np.isnan(r["log_bound"][fr + 1 :]).all()
+
     prof = gradient_profile(model, x, y, task, jac_examples=None)
-    np.testing.assert_allclose(prof["bound"].iloc[: fr + 1], np.median(bound[: fr + 1], axis=1))
+    reading = _reading(prof)
+    np.testing.assert_array_equal(prof.loc[reading, "bound_holds"], 1.0)
+    np.testing.assert_array_equal(prof.loc[reading, "bound_examples"], B)
+    np.testing.assert_allclose(prof.loc[reading, "bound"], np.median(bound, axis=1), rtol=1e-12)
+    assert prof.loc[~reading, BOUND_COLUMNS].isna().all().all()
+    assert (prof.loc[~reading, "bound_examples"] == 0).all()
+    # ... and in the decay table: the share of (example, step) pairs
+    keys = {"task": task, "length": length, "variant": f"{cell}_gain{gain}", "seed": 0}
+    decay = aggregate.decay_table(prof.assign(**keys), pd.DataFrame())
+    assert decay["bound_share"].tolist() == [1.0]
+    assert decay["bound_pairs"].tolist() == [B * (fr + 1)]
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_no_bound_for_gated_cells(cell):
-    prof = gradient_profile(_model(cell), *_batch(), "adding")
-    assert prof["bound"].isna().all()
+@pytest.mark.parametrize("init", ["default", "orthogonal"])
+def test_per_example_bound_holds_for_the_gru(init):
+    model = _model("gru", H=8, init=init, task="copy", length=10)
+    prof = gradient_profile(model, *_batch("copy", 10, batch=5), "copy", jac_examples=None)
+    np.testing.assert_array_equal(prof.loc[_reading(prof), "bound_holds"], 1.0)
+    assert (prof.loc[_reading(prof), "tightness"] >= 1 - 1e-9).all()
+
+
+def test_bound_holds_catches_a_bound_below_the_measured_ratio(monkeypatch):
+    # W = a Q is exactly tight: norms 10 % low put the bound below every ratio past r
+    q, _ = torch.linalg.qr(torch.randn(5, 5, generator=torch.Generator().manual_seed(2)).double())
+    model = _linear_model(0.8 * q)
+    real = probes._spectral_norms
+    monkeypatch.setattr(probes, "_spectral_norms", lambda J: 0.9 * real(J))
+    prof = gradient_profile(model, *_batch(length=12, batch=4), "adding", jac_examples=None)
+    holds = prof.set_index("distance")["bound_holds"]
+    assert holds[0] == 1.0 and (holds.drop(0) == 0.0).all()
+    np.testing.assert_allclose(prof["tightness"], 0.9 ** prof["distance"], rtol=1e-9)
+
+
+@pytest.mark.parametrize("a", [0.5, 1.0, 1.5])
+def test_tightness_is_one_for_a_scaled_orthogonal_linear_recurrence(a):
+    T, H = 30, 6
+    q, _ = torch.linalg.qr(torch.randn(H, H, generator=torch.Generator().manual_seed(3)).double())
+    prof = gradient_profile(_linear_model(a * q), *_batch(length=T, batch=7), "adding", None)
+    np.testing.assert_allclose(prof["bound"], a ** prof["distance"].astype(float), rtol=1e-9)
+    np.testing.assert_allclose(prof[["tightness", "tightness_q90"]], 1.0, rtol=1e-9)
+    np.testing.assert_array_equal(prof["bound_holds"], 1.0)
+
+
+@pytest.mark.parametrize("a", [0.6, 1.0, 1.3])
+def test_tightness_is_one_for_relu_in_its_linear_region(a):
+    # W_hh = a P (P a permutation), W_ih >= 0 and biases > 0 on non-negative inputs keep
+    # every pre-activation positive: relu is the identity, J = a P, ||J|| = a.
+    T, H = 25, 6
+    model = _model("rnn_relu", H=H, length=T)
+    perm = torch.eye(H, dtype=torch.float64)[torch.randperm(H, generator=torch.Generator())]
+    with torch.no_grad():
+        model.rnn.weight_hh_l0.copy_(a * perm)
+        model.rnn.weight_ih_l0.abs_()
+        model.rnn.bias_ih_l0.fill_(0.5)
+        model.rnn.bias_hh_l0.fill_(0.5)
+    prof = gradient_profile(model, *_batch(length=T, batch=5), "adding", jac_examples=None)
+    np.testing.assert_allclose(prof["jac_norm"], a, rtol=1e-12)
+    np.testing.assert_allclose(prof[["tightness", "tightness_q90"]], 1.0, rtol=1e-9)
+
+
+def test_tightness_of_a_diagonal_linear_recurrence_has_a_closed_form():
+    # W = diag(a): dL/dh_t = a**n * g (n = r - t), g = dL/dh_r = 2 (out - y) w_out, so every
+    # example's ratio is ||a**n w_out|| / ||w_out|| and its bound max(a)**n.
+    T = 20
+    a = torch.tensor([0.9, 0.7, 0.5, 0.3], dtype=torch.float64)
+    model = _linear_model(torch.diag(a))
+    prof = gradient_profile(model, *_batch(length=T, batch=5), "adding", jac_examples=None)
+    w = model.readout.weight.detach()[0].numpy()
+    n = prof["distance"].to_numpy()[:, None]
+    expected = 0.9 ** n[:, 0] * np.linalg.norm(w) / np.linalg.norm(a.numpy() ** n * w, axis=1)
+    np.testing.assert_allclose(prof["tightness"], expected, rtol=1e-9)
+    np.testing.assert_allclose(prof["tightness_q90"], expected, rtol=1e-9)
+    assert expected[0] > 2  # far from 1: the test tells a loose bound from a tight one
+
+
+def test_no_bound_for_the_lstm():
+    prof = gradient_profile(_model("lstm"), *_batch(), "adding")
+    assert prof[BOUND_COLUMNS].isna().all().all()
+    assert (prof["bound_examples"] == 0).all()
     assert (prof["jac_norm"] > 0).all()
+    keys = {"task": "adding", "length": 12, "variant": "lstm", "seed": 0}
+    decay = aggregate.decay_table(prof.assign(**keys), pd.DataFrame())
+    assert math.isnan(decay["bound_share"].item()) and decay["bound_pairs"].item() == 0
+
+
+def test_spectral_norms_of_full_and_diagonal_jacobians():
+    gen = torch.Generator().manual_seed(4)
+    real = torch.randn(5, 7, 7, generator=gen, dtype=torch.float64)
+    cplx = torch.complex(real, torch.randn(5, 7, 7, generator=gen, dtype=torch.float64))
+    for J in (real, cplx, 1e200 * real, 1e-200 * real):
+        np.testing.assert_allclose(
+            probes._spectral_norms(J), torch.linalg.matrix_norm(J, ord=2), rtol=1e-10
+        )
+    d = cplx[:, 0]  # (n, D): the diagonal of diag(d)
+    torch.testing.assert_close(probes._spectral_norms(d), d.abs().amax(dim=1))
+    np.testing.assert_allclose(
+        probes._spectral_norms(d), torch.linalg.matrix_norm(torch.diag_embed(d), ord=2)
+    )
+
+
+def test_an_unregistered_cell_names_the_registered_ones(monkeypatch):
+    monkeypatch.delitem(probes._JACOBIANS, "gru")
+    with pytest.raises(ValueError, match=r"no state Jacobian registered for cell 'gru'.*lstm"):
+        gradient_profile(_model("gru"), *_batch(), "adding")
 
 
 def test_orthogonal_constraint_is_probed_through_the_parametrisation():
@@ -275,6 +391,7 @@ def test_orthogonal_constraint_is_probed_through_the_parametrisation():
     x, y = _batch(length=T)
     a = gradient_profile(constrained, x, y, "adding")
     pd.testing.assert_frame_equal(a, gradient_profile(plain, x, y, "adding"), rtol=1e-10)
+    np.testing.assert_array_equal(a["bound_holds"], 1.0)
     # ||diag(tanh') Q|| = max tanh' <= 1 for an orthogonal Q
     assert (a["jac_norm"] <= 1 + 1e-12).all()
 
@@ -295,6 +412,29 @@ def test_probe_leaves_training_state_alone():
     assert torch.equal(torch.get_rng_state(), rng)
     for n, p in model.named_parameters():
         assert torch.equal(p.grad, grads[n]) and torch.equal(p.detach(), weights[n])
+
+
+def test_probe_of_a_float32_model_leaves_it_its_optimiser_and_the_rng_alone():
+    model = build_model(VariantSpec(cell="rnn_tanh", hidden_size=6), "adding", length=12, seed=0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    x, y = _batch()
+    for _ in range(2):
+        opt.zero_grad()
+        tasks.loss("adding", model(x), y).backward()
+        opt.step()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    weights = {n: p.detach().clone() for n, p in model.named_parameters()}
+    state = copy.deepcopy(opt.state_dict())
+    rng = torch.get_rng_state()
+    gradient_profile(model, x, y, "adding")
+    assert torch.equal(torch.get_rng_state(), rng)
+    for n, p in model.named_parameters():
+        assert p.dtype == torch.float32
+        assert torch.equal(p.grad, grads[n]) and torch.equal(p.detach(), weights[n])
+    after = opt.state_dict()
+    for k, v in state["state"].items():
+        for name, tensor in v.items():
+            assert torch.equal(after["state"][k][name], tensor)
 
 
 def test_bad_inputs():
@@ -334,46 +474,6 @@ def test_weight_spectra_match_numpy():
     assert (spectra["spectral_radius"] <= spectra["spectral_norm"]).all()
 
 
-def _synthetic(grad_h, start=0):
-    d = np.arange(len(grad_h))[::-1] + start  # rows in time order: distance decreasing
-    return pd.DataFrame({"t": np.arange(len(grad_h)), "distance": d, "grad_h": grad_h[::-1]})
-
-
-def test_horizon_and_decay_on_synthetic_profiles():
-    falling = _synthetic(10.0 ** -np.arange(10.0))  # grad_h = 10^-distance
-    assert decay_rate(falling) == pytest.approx(-1.0)
-    assert horizon(falling) == (3, False)  # 1e-3 is still >= 1e-3 of 1
-    flat = _synthetic(np.full(10, 2.0))
-    assert horizon(flat) == (9, True)  # never falls: censored, the whole sequence
-    slow = _synthetic(10.0 ** (-0.5 * np.arange(10.0)))
-    assert decay_summary(slow) == {
-        "decay_rate": pytest.approx(-0.5),
-        "horizon": 6,
-        "horizon_censored": False,
-    }
-
-
-def test_summaries_ignore_rows_after_the_read_and_zero_gradients():
-    prof = _synthetic(np.array([1.0, 0.1, 0.0, 1e-3, 1e-4]), start=-2)  # distances -2..2
-    assert decay_rate(prof) == pytest.approx(-1.0)  # distances 0 and 1 only: 1 -> 0.1
-    prof = _synthetic(np.array([5.0, 1.0, 1e-2, 1e-4]), start=-1)  # distance 0 is 1.0
-    assert horizon(prof) == (1, False)
-
-
-def test_summaries_of_degenerate_profiles():
-    dead = _synthetic(np.array([0.0, 0.0, 0.0]))
-    assert math.isnan(decay_rate(dead))
-    with pytest.raises(ValueError, match="distance 0"):
-        horizon(dead)
-    summary = decay_summary(_synthetic(np.array([np.nan, 1.0])))
-    assert math.isnan(summary["horizon"]) and summary["horizon_censored"] is False
-    two = pd.concat([_synthetic(np.ones(3)), _synthetic(np.ones(3))])
-    with pytest.raises(ValueError, match="one profile"):
-        decay_rate(two)
-    with pytest.raises(ValueError, match="one profile"):
-        decay_summary(two)
-
-
 # ---------------------------------------------------------------- init_probe
 
 
@@ -402,13 +502,75 @@ def test_init_probe_copy_chrono():
     assert df["grad_c"].notna().all() and df["bound"].isna().all()
 
 
-def test_init_probe_in_float64_keeps_what_float32_rounds_to_zero():
+def test_init_probe_does_not_depend_on_the_model_dtype():
     spec = VariantSpec(cell="rnn_tanh", hidden_size=32)
     f32 = init_probe("adding", 150, "rnn", spec, seeds=[0], batch_size=2)
     f64 = init_probe("adding", 150, "rnn", spec, seeds=[0], batch_size=2, dtype=torch.float64)
-    assert (f32["grad_h"] == 0).any() and (f64["grad_h"] > 0).all()
-    near = f32["distance"] <= 20
-    np.testing.assert_allclose(f32.loc[near, "grad_h"], f64.loc[near, "grad_h"], rtol=1e-4)
+    pd.testing.assert_frame_equal(f32, f64)
+    assert (f32["grad_h"] > 0).all()
+
+
+def test_init_probe_uses_the_probe_stream_of_its_seed(monkeypatch):
+    seen = []
+    real = tasks.make_batch
+    monkeypatch.setattr(tasks, "make_batch", lambda *a, **k: seen.append((a, k)) or real(*a, **k))
+    init_probe("adding", 10, "rnn", VariantSpec(cell="rnn_tanh", hidden_size=4), [3, 7], 2)
+    assert [(a[3], a[4], k["stream"]) for a, k in seen] == [(3, 0, "probe"), (7, 0, "probe")]
+
+
+# ---------------------------------------------------------------- precision
+
+
+def _elman_params(model) -> ElmanParams:
+    rnn = model.rnn
+    w = {n: getattr(rnn, n).detach().double().numpy() for n in ("weight_ih_l0", "weight_hh_l0")}
+    b = {n: getattr(rnn, n).detach().double().numpy() for n in ("bias_ih_l0", "bias_hh_l0")}
+    return ElmanParams(
+        w["weight_ih_l0"],
+        w["weight_hh_l0"],
+        b["bias_ih_l0"],
+        b["bias_hh_l0"],
+        w_out=model.readout.weight.detach().double().numpy()[0],
+        b_out=float(model.readout.bias.item()),
+    )
+
+
+def _scaled_norm(g: np.ndarray) -> np.ndarray:
+    m = np.abs(g).max(axis=-1)
+    return m * np.linalg.norm(g / np.where(m > 0, m, 1)[..., None], axis=-1)
+
+
+def test_float32_probe_at_T1000_has_no_zero_and_equals_float64():
+    """The default tanh RNN's gradient falls ~0.2 decades a step: ~1e-200 at T = 1000,
+    where a float32 probe used to give 0 (and a plain float64 norm, below ~1e-154, too)."""
+    T = 1000
+    model = build_model(VariantSpec(cell="rnn_tanh", hidden_size=64), "adding", length=T, seed=0)
+    assert next(model.parameters()).dtype == torch.float32
+    x, y = tasks.make_batch("adding", T, 4, seed=0, step=0, stream="probe")
+    f32 = gradient_profile(model, x, y, "adding", jac_examples=1)
+    twin = build_model(model.spec, "adding", length=T, seed=0).double()
+    f64 = gradient_profile(twin, x.double(), y.double(), "adding", jac_examples=1)
+    columns = ["grad_h", "grad_h_q1", "grad_h_q3", "jac_norm", "bound", "tightness"]
+    assert (f32[columns] > 0).all().all(), "a zero norm"
+    assert f64["grad_h"].min() < 1e-150  # deep below a plain float64 norm's reach
+    for c in columns:
+        keep = f64[c] > 1e-300
+        np.testing.assert_allclose(f32.loc[keep, c], f64.loc[keep, c], rtol=1e-6, err_msg=c)
+    # and right down there: per example against the NumPy BPTT, normed with scaling
+    ref = elman_bptt(x.double().numpy(), _elman_params(model), y=y.double().numpy())
+    r = probes._probe(model, x, y, "adding", 1)
+    np.testing.assert_allclose(r["grad_h"], _scaled_norm(ref.grad_h).T, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_norms_are_taken_scaled(dtype):
+    tiny = 1e-23 if dtype == torch.float32 else 1e-300
+    g = torch.full((3, 64), tiny, dtype=dtype)
+    assert float(g.norm(dim=-1)[0]) == 0.0  # the plain norm squares first
+    np.testing.assert_allclose(probes._norms(g), 8 * tiny, rtol=1e-6)
+    special = torch.tensor([[0.0, 0.0], [math.inf, 1.0], [math.nan, 1.0], [-3.0, 4.0]])
+    out = probes._norms(special.to(dtype))
+    assert out[0] == 0 and math.isinf(out[1]) and math.isnan(out[2]) and out[3] == 5
 
 
 def test_jacobian_norm_survives_an_eigensolver_failure(monkeypatch):

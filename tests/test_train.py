@@ -1,11 +1,13 @@
 import json
+import math
 
 import pandas as pd
 import pytest
 import torch
 
-from rnngrad import columns
-from rnngrad.models import VariantSpec
+import rnngrad.train as tr
+from rnngrad import columns, probes, tasks
+from rnngrad.models import SequenceModel, VariantSpec
 from rnngrad.train import RunSpec, train_run
 
 SUMMARY_KEYS = {
@@ -37,6 +39,12 @@ SUMMARY_KEYS = {
     "config_hash",
     "spec",
     "diverged_at",
+    "test_size",
+    "test_metric",
+    "test_loss",
+    "test_loss_ratio",
+    "stopped_early",
+    "tf32",
 }
 CURVE_COLUMNS = list(columns.CURVE_COLUMNS)
 
@@ -54,6 +62,7 @@ def _spec(**kw):
         probe_every=30,
         probe_batch=8,
         checkpoint_every=20,
+        test_size=64,
     )
     base.update(kw)
     return RunSpec(**base)
@@ -183,8 +192,18 @@ def test_stopped_and_resumed_run_equals_uninterrupted(tmp_path, monkeypatch, cel
         pd.read_parquet(tmp_path / "full" / "gradients.parquet"),
         pd.read_parquet(tmp_path / "resumed" / "gradients.parquet"),
     )
-    for key in ("final_metric", "best_metric", "final_loss", "status", "steps_done"):
-        assert resumed[key] == full[key]
+    for key in (
+        "final_metric",
+        "best_metric",
+        "final_loss",
+        "status",
+        "steps_done",
+        "test_metric",
+        "test_loss",
+        "stopped_early",
+    ):
+        assert resumed[key] == full[key], key
+    assert resumed["test_metric"] is not None
 
 
 def test_unreadable_checkpoint_is_reported_and_ignored(tmp_path, caplog):
@@ -219,3 +238,173 @@ def test_bad_run_spec_names_the_field():
         _spec(device="tpu")
     with pytest.raises(ValueError, match="unknown task"):
         _spec(task="parity")
+
+
+# ---------------------------------------------------------------- the held-out test metric
+
+
+def _eval_and_test(spec, tmp_path):
+    """(evaluation metric, test metric) of a run that never stops early (threshold 0)."""
+    s = train_run(
+        _replace(spec, solve_threshold=0.0), tmp_path / "probe", probe=False, progress=False
+    )
+    assert s["evaluations"] == 1 and not s["stopped_early"] and s["status"] == "unsolved"
+    return s["final_metric"], s["test_metric"]
+
+
+def _replace(spec, **kw):
+    return RunSpec.from_dict({**spec.to_dict(), **kw})
+
+
+def test_a_run_that_passes_its_evaluation_but_not_its_test_is_unsolved(tmp_path):
+    # One evaluation of a single example, then the final weights on 500 held-out ones:
+    # a threshold between the two metrics passes the one and fails the other.
+    for seed in range(10):
+        spec = _spec(seed=seed, steps=20, eval_every=20, eval_size=1, test_size=500, probe_every=0)
+        eval_mse, test_mse = _eval_and_test(spec, tmp_path / f"s{seed}")
+        if eval_mse < test_mse:
+            break
+    else:
+        pytest.fail("no seed gave an evaluation MSE below the test MSE")
+    threshold = math.sqrt(eval_mse * test_mse)
+    s = train_run(_replace(spec, solve_threshold=threshold), tmp_path / "run", progress=False)
+    assert s["stopped_early"] is True and s["steps_to_solve"] == 20
+    assert s["final_metric"] < threshold <= s["test_metric"] == test_mse
+    assert s["status"] == "unsolved"
+    assert s["test_size"] == 500 and s["test_loss"] == pytest.approx(test_mse)
+    assert s["test_loss_ratio"] == pytest.approx(s["test_loss"] / s["baseline_loss"])
+
+
+def test_a_run_that_never_passes_its_evaluation_but_passes_its_test_is_solved(tmp_path):
+    for seed in range(10):
+        spec = _spec(seed=seed, steps=20, eval_every=20, eval_size=1, test_size=500, probe_every=0)
+        eval_mse, test_mse = _eval_and_test(spec, tmp_path / f"s{seed}")
+        if eval_mse > test_mse:
+            break
+    else:
+        pytest.fail("no seed gave an evaluation MSE above the test MSE")
+    threshold = math.sqrt(eval_mse * test_mse)
+    s = train_run(_replace(spec, solve_threshold=threshold), tmp_path / "run", progress=False)
+    assert s["stopped_early"] is False and s["status"] == "solved"
+    assert s["test_metric"] < threshold <= s["final_metric"]
+
+
+def test_the_test_batch_is_its_own_stream_evaluated_in_chunks(tmp_path, monkeypatch):
+    spec = _spec(task="copy", length=5, steps=20, eval_every=20, test_size=100, probe_every=0)
+    whole = train_run(spec, tmp_path / "whole", probe=False, progress=False)
+    calls = []
+    real = tasks.make_batch
+    monkeypatch.setattr(tasks, "make_batch", lambda *a, **k: calls.append((a, k)) or real(*a, **k))
+    monkeypatch.setattr(tr, "TEST_CHUNK", 7 * 25)  # 7 examples of 25 steps per forward pass
+    chunked = train_run(spec, tmp_path / "chunked", probe=False, progress=False)
+    assert chunked["test_metric"] == pytest.approx(whole["test_metric"], abs=1e-12)
+    assert chunked["test_loss"] == pytest.approx(whole["test_loss"], rel=1e-6)
+    streams = {k.get("stream", "train"): a[2:4] for a, k in calls}
+    assert streams["test"] == (100, spec.seed) and streams["eval"] == (spec.eval_size, spec.seed)
+    assert [a[4] for a, k in calls if k.get("stream") in ("eval", "test")] == [0, 0]
+
+
+# ---------------------------------------------------------------- divergence at its step
+
+
+def test_nan_in_the_loss_is_recorded_at_its_step(tmp_path, monkeypatch):
+    k = 13  # between flushes (evaluations every 20 steps)
+    real = tasks.make_batch
+
+    def poisoned(task, length, batch, seed, step, device="cpu", stream="train"):
+        x, y = real(task, length, batch, seed, step, device, stream=stream)
+        return (x * math.nan, y) if stream == "train" and step == k - 1 else (x, y)
+
+    monkeypatch.setattr(tasks, "make_batch", poisoned)
+    summary = train_run(_spec(), tmp_path, progress=False)
+    assert summary["status"] == "diverged" and summary["diverged_at"] == k
+    assert summary["steps_done"] == k and summary["test_metric"] is None
+    assert SUMMARY_KEYS <= set(json.loads((tmp_path / "summary.json").read_text()))
+    curve = pd.read_parquet(tmp_path / "curve.parquet")
+    assert curve["step"].tolist() == list(range(1, k + 1))
+    assert math.isnan(curve["loss"].iloc[-1])
+
+
+def test_an_infinite_gradient_norm_with_a_finite_loss_is_recorded_at_its_step(
+    tmp_path, monkeypatch
+):
+    k = 7
+    real = torch.nn.utils.get_total_norm
+    calls = []
+
+    def norm(*a, **kw):
+        calls.append(1)
+        out = real(*a, **kw)
+        return out * math.inf if len(calls) == k else out
+
+    monkeypatch.setattr(torch.nn.utils, "get_total_norm", norm)
+    summary = train_run(_spec(), tmp_path, probe=False, progress=False)
+    assert summary["status"] == "diverged" and summary["diverged_at"] == k
+    curve = pd.read_parquet(tmp_path / "curve.parquet")
+    assert curve["step"].iloc[-1] == k and math.isfinite(curve["loss"].iloc[-1])
+    assert math.isinf(curve["grad_norm"].iloc[-1])
+
+
+# ---------------------------------------------------------------- hooks and precision
+
+
+def test_the_loop_calls_after_step_after_every_optimiser_step(tmp_path, monkeypatch):
+    seen = []
+    real_step = torch.optim.Adam.step
+
+    def step(self, *a, **k):
+        seen.append("step")
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    monkeypatch.setattr(
+        SequenceModel, "after_step", lambda self: seen.append("after"), raising=False
+    )
+    summary = train_run(_spec(steps=30), tmp_path, probe=False, progress=False)
+    assert seen == ["step", "after"] * summary["steps_done"]
+
+
+def test_tf32_is_off_and_recorded(tmp_path):
+    summary = train_run(_spec(steps=20), tmp_path, probe=False, progress=False)
+    assert summary["tf32"] is False and summary["device"] == "cpu"
+    # the CUDA branch, without a GPU: the flags are off inside and restored after
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    saved = matmul.allow_tf32, cudnn.allow_tf32
+    try:
+        matmul.allow_tf32 = cudnn.allow_tf32 = True
+        with tr.no_tf32(torch.device("cuda")) as tf32:
+            assert tf32 is False and not matmul.allow_tf32 and not cudnn.allow_tf32
+        assert matmul.allow_tf32 and cudnn.allow_tf32
+    finally:
+        matmul.allow_tf32, cudnn.allow_tf32 = saved
+
+
+def test_training_probes_are_float64_and_use_the_training_jacobian_examples(tmp_path):
+    spec = _spec(model=VariantSpec(cell="rnn_tanh", hidden_size=8), probe_batch=8)
+    train_run(spec, tmp_path, progress=False)
+    grads = pd.read_parquet(tmp_path / "gradients.parquet")
+    assert list(grads.columns) == ["probe_step", *columns.PROFILE_COLUMNS]
+    reading = grads["distance"] >= 0
+    assert (grads.loc[reading, "bound_examples"] == probes.TRAIN_JAC_EXAMPLES).all()
+    assert (grads.loc[reading, "bound_holds"] == 1.0).all()
+    assert (grads["grad_h"] > 0).all()
+
+
+def _subnormal_survives() -> bool:
+    tiny = torch.tensor(1e-39, dtype=torch.float32)  # below float32's smallest normal
+    return bool(tiny * torch.tensor(1.0) != 0)
+
+
+def test_training_on_the_cpu_flushes_subnormals_and_restores_them(tmp_path, monkeypatch):
+    seen = []
+    real_loss = tasks.loss
+
+    def loss(task, out, y):
+        seen.append(_subnormal_survives())
+        return real_loss(task, out, y)
+
+    monkeypatch.setattr(tasks, "loss", loss)
+    assert _subnormal_survives()
+    train_run(RunSpec("adding", 5, steps=3, eval_every=3, test_size=8), tmp_path, progress=False)
+    assert seen and not any(seen)  # flushed at every training step
+    assert _subnormal_survives()  # and restored afterwards

@@ -15,6 +15,10 @@ PROFILE_COLUMNS = (
     "grad_c_q3",
     "jac_norm",
     "bound",
+    "bound_holds",
+    "tightness",
+    "tightness_q90",
+    "bound_examples",
 )
 # curve.parquet: one row per training step (see rnngrad.train)
 CURVE_COLUMNS = ("step", "loss", "metric", "eval_loss", "grad_norm", "clipped", "elapsed")

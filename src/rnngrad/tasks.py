@@ -3,9 +3,16 @@
 - adding: Hochreiter & Schmidhuber (1997), in the form of Le et al. (2015).
 - copy: Arjovsky, Shah & Bengio (2016), "copy memory".
 
-Batches are stateless: a generator seeded by (seed, step) makes each one, so a
+Batches are stateless: a generator keyed by (seed, step, stream) makes each one, so a
 resumed run sees exactly the data it would have seen, and every variant trained
 with the same seed sees the same data. No data files exist.
+
+Four streams, disjoint by construction rather than by seed ranges (STREAMS): the
+training batches (seed, step, "train"), the early-stopping evaluation batch
+(seed, 0, "eval"), the held-out test batch (seed, 0, "test") and the probe batch
+(seed, 0, "probe"). The stream is the spawn key of a numpy SeedSequence whose entropy is
+(seed, step) written as four 32-bit words, so no (seed, step) of one stream can give
+another stream's generator.
 """
 
 from __future__ import annotations
@@ -34,14 +41,12 @@ __all__ = [
     "baseline_loss",
     "get_task",
     "is_solved",
-    "EVAL_SEED",
-    "PROBE_SEED",
+    "STREAMS",
 ]
 
-# Seeds for the fixed evaluation and probe batches. Training seeds are limited to
-# [0, 10**6) by the config schema, so these streams never coincide with training data.
-EVAL_SEED = 1_000_003
-PROBE_SEED = 1_000_033
+# The random streams of a run; a stream's index is its SeedSequence spawn key.
+STREAMS = ("train", "eval", "test", "probe")
+_WORD = 2**32
 
 
 def _check_length(task: str, length: int) -> None:
@@ -49,11 +54,25 @@ def _check_length(task: str, length: int) -> None:
         raise ValueError(f"length must be an integer >= 2 for task {task!r}, got {length!r}")
 
 
-def _generator(seed: int, step: int) -> np.random.Generator:
-    # SeedSequence hashes (seed, step) into independent streams: no two pairs collide.
-    if seed < 0 or step < 0:
-        raise ValueError(f"seed and step must be >= 0, got seed={seed}, step={step}")
-    return np.random.default_rng(np.random.SeedSequence([seed, step]))
+def _seed_sequence(seed: int, step: int, stream: str) -> np.random.SeedSequence:
+    """The SeedSequence of a batch: entropy (seed, step) in four words, spawn key the stream.
+
+    SeedSequence splits each int into as many 32-bit words as it needs and pads short
+    entropy with zero words, so SeedSequence([seed, step]) would make (2**32 + 5, 0) and
+    (5, 1) the same generator. Two words each, always four (the pool size, so no padding),
+    make the words a one-to-one function of (seed, step); the spawn key then keeps the
+    streams apart.
+    """
+    for name, value in (("seed", seed), ("step", step)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+        if not 0 <= value < _WORD**2:
+            raise ValueError(f"seed and step must be >= 0 and < 2**64, got {name}={value}")
+    if stream not in STREAMS:
+        raise ValueError(f"unknown stream {stream!r}; options are {list(STREAMS)}")
+    seed, step = int(seed), int(step)
+    words = [seed % _WORD, seed // _WORD, step % _WORD, step // _WORD]
+    return np.random.SeedSequence(entropy=words, spawn_key=(STREAMS.index(stream),))
 
 
 def _adding(length: int, batch_size: int, rng: np.random.Generator):
@@ -91,11 +110,19 @@ def make_batch(
     seed: int,
     step: int,
     device: str | torch.device = "cpu",
+    stream: str = "train",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One batch of `task` at dependency length `length`.
 
-    Stateless: the same (task, length, batch_size, seed, step) always gives the
-    same batch, on any device.
+    Stateless: the same (task, length, batch_size, seed, step, stream) always gives the
+    same batch, on any device. Streams (STREAMS: train, eval, test, probe) never share a
+    generator, whatever the seeds and steps; within a stream, a smaller batch of the
+    copy task is the first rows of a larger one (the adding task draws its markers after
+    all values, so its rows differ).
+
+    Args:
+        seed, step: integers in [0, 2**64).
+        stream: which of the run's random streams the batch comes from.
 
     Returns:
         adding: x float32 (B, T, 2) [value, marker], y float32 (B,) the marked sum.
@@ -110,7 +137,8 @@ def make_batch(
     _check_length(task, length)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    x, y = _GENERATORS[task](length, batch_size, _generator(seed, step))
+    rng = np.random.default_rng(_seed_sequence(seed, step, stream))
+    x, y = _GENERATORS[task](length, batch_size, rng)
     return x.to(device), y.to(device)
 
 

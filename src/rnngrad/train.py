@@ -4,14 +4,24 @@ The loop is the only training loop in rnngrad; variants differ by data (the
 VariantSpec), never by a copy of the loop. Clipping acts between backward() and
 step(), and the global gradient norm is recorded before it (Pascanu et al. 2013).
 
-A NaN or inf loss ends the run as `diverged` with a complete summary. A checkpoint
-(model, optimiser, step, curve so far) is written every `checkpoint_every` steps, so
-a killed run resumes where it stopped and ends with the same numbers as an
-uninterrupted one: batches are a pure function of (seed, step).
+Three batches besides the training ones, each from its own random stream
+(rnngrad.tasks.STREAMS): the evaluation batch, on which the run stops early once the
+metric passes the threshold; the held-out test batch, on which the final weights are
+evaluated once and which alone decides `status`; and the probe batch.
+
+A NaN or inf loss or gradient norm ends the run as `diverged`, recorded at the step it
+occurred, with a complete summary. The per-step values stay on the device until the
+curve is flushed (at evaluations, probes and checkpoints), so there is no host sync per
+step; the first bad step is found then. A checkpoint (model, optimiser, step, curve so
+far) is written every `checkpoint_every` steps, so a killed run resumes where it stopped
+and ends with the same numbers as an uninterrupted one: batches are a pure function of
+(seed, step). On CUDA, TF32 is off for matmul and cuDNN (the fused and unrolled paths
+must agree to 1e-5), and the summary records it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import subprocess
@@ -27,7 +37,7 @@ from rnngrad import tasks
 from rnngrad.columns import CURVE_COLUMNS
 from rnngrad.io import atomic_path, discard_temporaries, write_json, write_parquet
 from rnngrad.models import build_model
-from rnngrad.probes import gradient_profile, weight_spectra
+from rnngrad.probes import TRAIN_JAC_EXAMPLES, gradient_profile, weight_spectra
 from rnngrad.specs import RunSpec
 
 __all__ = ["RunSpec", "train_run", "resolve_device", "RUN_FILES"]
@@ -36,6 +46,7 @@ log = logging.getLogger(__name__)
 
 RUN_FILES = ("summary.json", "curve.parquet", "gradients.parquet", "spectra.parquet")
 CHECKPOINT_VERSION = 1
+TEST_CHUNK = 250_000  # examples x steps per forward pass of the test evaluation (memory)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -45,6 +56,45 @@ def resolve_device(device: str) -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' was asked for, but torch sees no CUDA device")
     return torch.device(device)
+
+
+@contextlib.contextmanager
+def no_tf32(device: torch.device):
+    """TF32 off for matmul and cuDNN while on CUDA (restored after); nothing elsewhere.
+
+    Yields:
+        whether TF32 could act (always False on CUDA inside the block, False on the CPU,
+        which has no TF32).
+    """
+    if device.type != "cuda":
+        yield False
+        return
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    saved = matmul.allow_tf32, cudnn.allow_tf32
+    matmul.allow_tf32 = cudnn.allow_tf32 = False
+    try:
+        yield bool(matmul.allow_tf32 or cudnn.allow_tf32)
+    finally:
+        matmul.allow_tf32, cudnn.allow_tf32 = saved
+
+
+@contextlib.contextmanager
+def flush_denormals(device: torch.device):
+    """Subnormal floats flushed to zero on the CPU while training (restored after).
+
+    A vanishing float32 gradient passes through the subnormal range (below 1.2e-38),
+    where x86 arithmetic is about a hundred times slower: with subnormals kept, one LSTM
+    step at T = 1000 took 1.1 s here instead of 0.12-0.2 s (benchmarks/bench_scan.py).
+    Flushing changes only values below 1.2e-38 in float32 (2.2e-308 in float64), far
+    under Adam's epsilon; the float64 probes report norms down to 1e-300.
+    """
+    if device.type != "cpu" or not torch.set_flush_denormal(True):
+        yield
+        return
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def _git_commit() -> str:
@@ -122,7 +172,7 @@ def _load_checkpoint(path: Path, spec: RunSpec, model, opt) -> _State | None:
 
 
 def _probe(model, x, y, task: str, probe_step: int, state: _State) -> None:
-    profile = gradient_profile(model, x, y, task)
+    profile = gradient_profile(model, x, y, task, jac_examples=TRAIN_JAC_EXAMPLES)
     profile.insert(0, "probe_step", probe_step)
     state.probes.append(profile.to_dict(orient="list"))
     spectra = weight_spectra(model)
@@ -167,11 +217,16 @@ def train_run(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt = Path(checkpoint) if checkpoint is not None else out_dir / ".checkpoint.pt"
-    task = tasks.get_task(spec.task)
     device = resolve_device(spec.device)
     torch.set_num_threads(spec.threads)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = False
+    with no_tf32(device) as tf32, flush_denormals(device):
+        return _train(spec, out_dir, ckpt, device, tf32, config_hash, probe, progress)
+
+
+def _train(spec, out_dir, ckpt, device, tf32, config_hash, probe, progress) -> dict:
+    task = tasks.get_task(spec.task)
 
     def fresh():
         model = build_model(spec.model, spec.task, length=spec.length, seed=spec.seed).to(device)
@@ -187,13 +242,14 @@ def train_run(
     if state is None and ckpt.exists():
         model, params, opt = fresh()  # a refused checkpoint may have been loaded in part
     state = state or _State()
+    after_step = getattr(model, "after_step", None)  # e.g. IndRNN's projection of |u|
 
     threshold = task.solve_threshold if spec.solve_threshold is None else spec.solve_threshold
     x_eval, y_eval = tasks.make_batch(
-        spec.task, spec.length, spec.eval_size, tasks.EVAL_SEED, 0, device
+        spec.task, spec.length, spec.eval_size, spec.seed, 0, device, stream="eval"
     )
     x_probe, y_probe = tasks.make_batch(
-        spec.task, spec.length, spec.probe_batch, tasks.PROBE_SEED, spec.seed, device
+        spec.task, spec.length, spec.probe_batch, spec.seed, 0, device, stream="probe"
     )
     clip = spec.model.clip_norm
     if probe and state.step == 0 and not state.probes:
@@ -211,7 +267,11 @@ def train_run(
     pending: list[tuple[torch.Tensor, torch.Tensor]] = []  # (loss, grad_norm) not yet synced
 
     def flush() -> bool:
-        """Move pending per-step values to the host in one sync; False once a loss is not finite."""
+        """Move pending per-step values to the host in one sync; False once one is not finite.
+
+        The curve keeps the steps up to and including the first whose loss or gradient
+        norm is NaN or inf, and the run is diverged at that step.
+        """
         if not pending:
             return True
         losses = torch.stack([p[0] for p in pending]).double().cpu()
@@ -219,10 +279,9 @@ def train_run(
         first = state.step - len(pending) + 1
         pending.clear()
         now = time.perf_counter() - t0
-        finite = torch.isfinite(losses)
-        ok = bool(finite.all())
-        # keep the rows up to and including the first non-finite loss
-        n = len(losses) if ok else int((~finite).nonzero()[0]) + 1
+        bad = ~(torch.isfinite(losses) & torch.isfinite(norms))
+        ok = not bool(bad.any())
+        n = len(losses) if ok else int(bad.nonzero()[0]) + 1
         for i in range(n):
             state.curve["step"].append(first + i)
             state.curve["loss"].append(float(losses[i]))
@@ -231,8 +290,7 @@ def train_run(
             state.curve["elapsed"].append(now)
         if not ok:
             state.diverged_at = state.step = first + n - 1
-            return False
-        return True
+        return ok
 
     while state.step < spec.steps and state.steps_to_solve is None and state.diverged_at is None:
         x, y = tasks.make_batch(
@@ -246,6 +304,8 @@ def train_run(
         if clip is not None:
             torch.nn.utils.clip_grads_with_norm_(params, clip, norm)
         opt.step()
+        if after_step is not None:
+            after_step()
         state.step += 1
         bar.update(1)
         pending.append((loss.detach(), norm.detach()))
@@ -258,10 +318,7 @@ def train_run(
         if not flush():
             break
         if at_eval:
-            with torch.no_grad():
-                out = model(x_eval)
-                eval_loss = float(tasks.loss(spec.task, out, y_eval))
-                value = float(tasks.metric(spec.task, out, y_eval))
+            eval_loss, value = _evaluate(model, spec.task, x_eval, y_eval)
             if not math.isfinite(eval_loss):
                 state.diverged_at = state.step
                 break
@@ -283,22 +340,64 @@ def train_run(
     last_probe = state.probes[-1]["probe_step"][0] if state.probes else None
     if probe and state.diverged_at is None and last_probe != state.step:
         _probe(model, x_probe, y_probe, spec.task, state.step, state)
+    test = _test(spec, model, device) if state.diverged_at is None else (None, None)
 
-    summary = _summary(spec, state, task, threshold, wall, device, config_hash, resumed_from)
+    summary = _summary(
+        spec, state, task, threshold, test, wall, device, tf32, config_hash, resumed_from
+    )
     _write_outputs(out_dir, state, summary)
     ckpt.unlink(missing_ok=True)
     return summary
 
 
-def _summary(spec, state, task, threshold, wall, device, config_hash, resumed_from) -> dict:
+def _evaluate(model, task: str, x, y, chunk: int | None = None) -> tuple[float, float]:
+    """(loss, metric) of the model on a batch, `chunk` examples per forward pass.
+
+    Both are means over examples (and positions, the same number per example), so the
+    chunks' means weighted by their sizes give the whole batch's.
+    """
+    n = x.shape[0]
+    chunk = n if chunk is None else chunk
+    loss = value = 0.0
+    with torch.no_grad():
+        for lo in range(0, n, chunk):
+            xs, ys = x[lo : lo + chunk], y[lo : lo + chunk]
+            out = model(xs)
+            w = xs.shape[0] / n
+            loss += w * float(tasks.loss(task, out, ys))
+            value += w * float(tasks.metric(task, out, ys))
+    return loss, value
+
+
+def _test(spec: RunSpec, model, device) -> tuple[float | None, float | None]:
+    """(test_loss, test_metric) of the final weights on the held-out test batch.
+
+    In chunks of TEST_CHUNK examples x steps, so 2000 examples at T = 1000 fit in memory;
+    None for a value that is not finite.
+    """
+    x, y = tasks.make_batch(
+        spec.task, spec.length, spec.test_size, spec.seed, 0, device, stream="test"
+    )
+    chunk = max(1, TEST_CHUNK // tasks.get_task(spec.task).seq_len(spec.length))
+    loss, value = _evaluate(model, spec.task, x, y, chunk)
+    return (
+        loss if math.isfinite(loss) else None,
+        value if math.isfinite(value) else None,
+    )
+
+
+def _summary(
+    spec, state, task, threshold, test, wall, device, tf32, config_hash, resumed_from
+) -> dict:
     k = spec.final_k
     metrics = state.evals["metric"][-k:]
     losses = state.evals["eval_loss"][-k:]
     baseline = tasks.baseline_loss(spec.task, spec.length)
     final_loss = sum(losses) / len(losses) if losses else None
+    test_loss, test_metric = test
     if state.diverged_at is not None:
         status = "diverged"
-    elif state.steps_to_solve is not None:
+    elif test_metric is not None and tasks.is_solved(spec.task, test_metric, threshold):
         status = "solved"
     else:
         status = "unsolved"
@@ -314,6 +413,11 @@ def _summary(spec, state, task, threshold, wall, device, config_hash, resumed_fr
         "status": status,
         "metric_name": task.metric_name,
         "solve_threshold": threshold,
+        "test_size": spec.test_size,
+        "test_metric": test_metric,
+        "test_loss": test_loss,
+        "test_loss_ratio": test_loss / baseline if test_loss is not None else None,
+        "stopped_early": state.steps_to_solve is not None,
         "final_metric": sum(metrics) / len(metrics) if metrics else None,
         "best_metric": pick(state.evals["metric"]) if metrics else None,
         "final_k": k,
@@ -329,6 +433,7 @@ def _summary(spec, state, task, threshold, wall, device, config_hash, resumed_fr
         "resumed_from": resumed_from,
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "tf32": tf32,
         "threads": spec.threads,
         "torch_threads": torch.get_num_threads(),  # what torch used: checked against threads
         "torch_version": torch.__version__,
