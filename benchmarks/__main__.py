@@ -6,13 +6,14 @@ Each figure is a ratio of two things timed side by side in this run (see
 benchmarks/common.py); absolute times are context. On a machine with CUDA the suite
 runs on the GPU (cuDNN kernels) unless --device cpu.
 
-    python -m benchmarks [--quick] [--only loop probe growth grid flops]
+    python -m benchmarks [--quick] [--only loop probe growth grid flops scan]
                          [--grid-results results] [--grid-log FILE] [--out FILE]
 
 Sections: loop (train_run against a bare loop), probe (probe against a step, and
 probing's share of a default run), growth (step time and peak memory against T),
 grid (scheduling efficiency of a finished grid, threads, thread scaling), flops
-(achieved FLOP/s of an LSTM step against a GEMM peak). --quick runs every code path at
+(achieved FLOP/s of an LSTM step against a GEMM peak), scan (a step of lru, mingru and
+indrnn, per scan method, against the fused LSTM's, and its slope against T). --quick runs every code path at
 toy sizes in seconds (for the tests), its numbers meaningless.
 """
 
@@ -26,11 +27,18 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import bench_flops, bench_grid, bench_growth, bench_loop, bench_probe
+from benchmarks import (
+    bench_flops,
+    bench_grid,
+    bench_growth,
+    bench_loop,
+    bench_probe,
+    bench_scan,
+)
 from benchmarks.common import ROOT, Figure, device_of, load, machine
 from rnngrad.io import write_json
 
-SECTIONS = ("loop", "probe", "growth", "grid", "flops")
+SECTIONS = ("loop", "probe", "growth", "grid", "flops", "scan")
 
 # Sizes: "full" fits in about 5 minutes on a quiet 2-core CPU; "quick" is a smoke test.
 SIZES = {
@@ -42,6 +50,9 @@ SIZES = {
         "allocator": {"cell": "lstm", "length": 1000, "rounds": 2, "repeats": 2},
         "flops": {"length": 200, "repeats": 5},
         "scaling": {"repeats": 5},
+        "scan": {"repeats": 5},
+        "scan_slope": {"lengths": bench_scan.SLOPE_LENGTHS, "repeats": 3},
+        "denormals": {"length": 2000, "repeats": 3},
     },
     "quick": {
         "loop": {"lengths": (6,), "trial_seconds": 0.005, "trials": 2, "hidden_size": 8},
@@ -51,6 +62,9 @@ SIZES = {
         "allocator": {"cell": "lstm", "length": 6, "rounds": 1, "repeats": 1, "hidden_size": 8},
         "flops": {"length": 6, "repeats": 1, "hidden_size": 8, "gemm_n": 32},
         "scaling": {"repeats": 1, "length": 6, "hidden_size": 8, "counts": (1, 2)},
+        "scan": {"lengths": (6,), "repeats": 1, "hidden_size": 8},
+        "scan_slope": {"lengths": (4, 8), "repeats": 1, "hidden_size": 8},
+        "denormals": {"length": 6, "repeats": 1, "hidden_size": 8},
     },
 }
 
@@ -242,6 +256,47 @@ def _flops(device, sizes) -> tuple[dict, list[Figure]]:
     return r, figs
 
 
+def _scan(device, sizes) -> tuple[dict, list[Figure]]:
+    scan = dict(sizes["scan"])
+    if device.type == "cuda" and "lengths" not in scan:
+        scan["lengths"] = (1000, 4000)  # cuDNN's sequential steps against log2 T rounds
+    rows = bench_scan.measure(device=device, **scan)
+    fits = bench_scan.slope(device=device, **sizes["scan_slope"])
+    goal = f"<= {bench_scan.GOAL:g}x (goal {bench_scan.STRETCH:g}x)"
+    figs = [
+        Figure(
+            "7 scan",
+            f"step / LSTM step {r['cell']} {r['method']} T={r['length']}",
+            r["ratio"],
+            goal if (judged := r["cell"] != "indrnn" and "auto" in r["method"]) else "context",
+            r["ratio"] <= bench_scan.GOAL if judged else None,
+            "x",
+        )
+        for r in rows
+    ]
+    lo, hi = bench_growth.GOAL
+    for f in fits:
+        v = f["slope"]
+        span = f"T={f['lengths'][0]}..{f['lengths'][-1]}"
+        ok = None if math.isnan(v) else lo <= v <= hi
+        figs.append(Figure("7 scan", f"step time slope {f['cell']} {span}", v, "1.0 +/- 0.1", ok))
+    result = {"rows": rows, "slope": fits}
+    if device.type == "cpu":
+        d = bench_scan.denormals(device=device, **sizes["denormals"])
+        result["denormals"] = d
+        figs.append(
+            Figure(
+                "7 scan",
+                f"lru step, subnormals kept / flushed (T={d['length']})",
+                d["slowdown"],
+                "context: > 1 is subnormal arithmetic",
+                None,
+                "x",
+            )
+        )
+    return result, figs
+
+
 def _fmt(f: Figure) -> str:
     v = f.value
     if isinstance(v, str) or v is None:
@@ -297,6 +352,7 @@ def main(argv: list[str] | None = None) -> dict:
         "growth": lambda: _growth(device, sizes),
         "grid": lambda: _grid(device, sizes, args.grid_results, args.grid_log),
         "flops": lambda: _flops(device, sizes),
+        "scan": lambda: _scan(device, sizes),
     }
     sections, figures = {}, []
     for name in args.only:

@@ -1,4 +1,4 @@
-"""rnngrad.aggregate: decay measures, statistics, the tables, and bad inputs."""
+"""rnngrad.aggregate: statistics, the tables, and bad inputs (the decay measures: test_measures)."""
 
 from __future__ import annotations
 
@@ -17,87 +17,17 @@ from rnngrad import aggregate as agg
 from rnngrad.aggregate import (
     TABLES,
     InputError,
+    bootstrap_mean_ci,
     build_tables,
-    decay_rate,
     discover,
-    horizon,
-    horizon_censored,
     mean_ci,
     read_table,
     t_quantile,
     variants_table,
+    wilson_interval,
     write_table,
 )
-
-
-def _profile(base: float, n: int, scale: float = 2.0) -> pd.DataFrame:
-    d = np.arange(n)
-    return pd.DataFrame({"t": n - 1 - d, "distance": d, "grad_h": scale * base**d})
-
-
-# ---------------------------------------------------------------------- decay measures
-
-
-@pytest.mark.parametrize("base", [0.5, 0.9, 1.0, 1.3])
-def test_decay_rate_of_an_exact_exponential_is_log10_of_its_base(base):
-    assert decay_rate(_profile(base, 30)) == pytest.approx(math.log10(base), abs=1e-12)
-
-
-def test_decay_rate_ignores_negative_distances_zeros_and_nans():
-    p = _profile(0.5, 20)
-    extra = pd.DataFrame(
-        {"t": [30, 31, 32, 33], "distance": [-1, -2, 25, 26], "grad_h": [5.0, 7.0, 0.0, np.nan]}
-    )
-    assert decay_rate(pd.concat([p, extra])) == pytest.approx(math.log10(0.5), abs=1e-12)
-
-
-def test_decay_rate_needs_two_distances():
-    assert math.isnan(decay_rate(_profile(0.5, 1)))
-    assert math.isnan(decay_rate(_profile(0.5, 0)))
-
-
-def test_horizon_is_the_last_distance_above_the_ratio():
-    # 0.5**9 = 1.95e-3 >= 1e-3 > 0.5**10 = 9.8e-4
-    p = _profile(0.5, 21)
-    assert horizon(p) == 9
-    assert horizon_censored(p) is False
-
-
-def test_horizon_censored_when_the_norm_never_falls_that_far():
-    p = _profile(0.9, 21)  # 0.9**20 = 0.12
-    assert horizon(p) == 20
-    assert horizon_censored(p) is True
-
-
-def test_horizon_counts_a_dip_or_a_missing_norm_as_fallen():
-    p = _profile(0.9, 21)
-    p.loc[p["distance"] == 5, "grad_h"] = 1e-9  # a dip below the threshold, then recovery
-    assert (horizon(p), horizon_censored(p)) == (20, False)
-    q = _profile(0.9, 21)
-    q.loc[q["distance"] == 20, "grad_h"] = np.nan
-    assert (horizon(q), horizon_censored(q)) == (19, False)
-
-
-def test_decay_measures_match_the_probes_module():
-    probes = pytest.importorskip("rnngrad.probes")  # imports torch: only this test
-    rng = np.random.default_rng(1)
-    for k in range(20):
-        p = _profile(rng.uniform(0.3, 1.2), int(rng.integers(2, 40)), scale=rng.uniform(0.1, 5))
-        p["grad_h"] *= np.exp(rng.normal(0, 0.5, len(p)))
-        if k % 3 == 0:
-            p.loc[p.sample(2, random_state=k).index, "grad_h"] = [0.0, np.nan]
-        expected = probes.decay_summary(p)
-        assert decay_rate(p) == pytest.approx(expected["decay_rate"], nan_ok=True)
-        h = horizon(p)
-        assert (math.isnan(h) and math.isnan(expected["horizon"])) or h == expected["horizon"]
-        assert horizon_censored(p) == expected["horizon_censored"]
-
-
-def test_horizon_without_a_start_is_nan():
-    p = _profile(0.5, 10)
-    assert math.isnan(horizon(p[p["distance"] > 0]))
-    assert math.isnan(horizon(p.assign(grad_h=0.0)))
-
+from tests.conftest import EARLY_UNSOLVED, JAC_EXAMPLES
 
 # -------------------------------------------------------------------------- statistics
 
@@ -157,7 +87,7 @@ def test_runs_table_has_one_row_per_run_and_keeps_the_diverged_run(tables, resul
 def test_success_table_counts_and_intervals(tables, results_tree):
     root, _ = results_tree
     success = tables["success"]
-    assert len(success) == 2 * 2 * 3
+    assert len(success) == 2 * 2 * 3 and success["attempted"].all()
     summaries = pd.DataFrame(_summaries(root))
     for row in success.itertuples():
         runs = summaries[
@@ -165,26 +95,114 @@ def test_success_table_counts_and_intervals(tables, results_tree):
             & (summaries["length"] == row.length)
             & (summaries["variant"] == row.variant)
         ]
+        solved = (runs["status"] == "solved").sum()
         assert row.seeds == len(runs)
-        assert row.solved == (runs["status"] == "solved").sum()
+        assert row.solved == solved
         assert row.diverged == (runs["status"] == "diverged").sum()
-        assert row.solved_rate == pytest.approx((runs["status"] == "solved").mean())
-        metric = runs["final_metric"].dropna().astype(float).tolist()
-        assert row.final_metric_mean == pytest.approx(statistics.fmean(metric))
+        assert row.stopped_early == runs["stopped_early"].sum()
+        assert row.solved_rate == pytest.approx(solved / len(runs))
+        lo, hi = wilson_interval(solved, len(runs))
+        assert (row.solved_rate_ci_low, row.solved_rate_ci_high) == pytest.approx((lo, hi))
+        metric = runs["test_metric"].dropna().astype(float).tolist()
+        assert row.n_metric == len(metric)
+        assert row.test_metric_mean == pytest.approx(statistics.fmean(metric))
         if len(metric) >= 2:
-            half = (
-                t_quantile(0.975, len(metric) - 1)
-                * statistics.stdev(metric)
-                / math.sqrt(len(metric))
-            )
-            assert row.final_metric_ci_high - row.final_metric_mean == pytest.approx(half)
+            assert min(metric) <= row.test_metric_ci_low <= row.test_metric_mean
+            assert row.test_metric_mean <= row.test_metric_ci_high <= max(metric)
         else:
-            assert math.isnan(row.final_metric_ci_low) and math.isnan(row.final_metric_ci_high)
+            assert math.isnan(row.test_metric_ci_low) and math.isnan(row.test_metric_ci_high)
+        ratio = runs["test_loss_ratio"].dropna().astype(float)
+        assert row.test_loss_ratio_median == pytest.approx(ratio.median())
     unsolved = success[success["solved"] == 0]
     assert len(unsolved) and unsolved["steps_to_solve_median"].isna().all()
     diverged = success[success["diverged"] > 0]
     assert diverged[["task", "length", "variant"]].values.tolist() == [["adding", 20, "rnn"]]
     assert diverged["n_metric"].tolist() == [1]
+
+
+def test_status_and_success_come_from_the_test_metric(tables):
+    runs = tables["runs"].set_index(["task", "length", "variant", "seed"])
+    early = runs.loc[EARLY_UNSOLVED]
+    assert early["stopped_early"] and early["status"] == "unsolved"
+    assert early["final_metric"] < early["solve_threshold"] <= early["test_metric"]
+    for c in ("test_size", "test_metric", "test_loss", "test_loss_ratio", "stopped_early"):
+        assert c in runs.columns
+    row = tables["success"].set_index(["task", "length", "variant"]).loc[EARLY_UNSOLVED[:3]]
+    assert row["stopped_early"] == 2 and row["solved"] == 1 and row["unsolved"] == 1
+
+
+def test_cells_of_the_grid_without_runs_are_not_attempted(results_tree):
+    root, config = results_tree
+    config = json.loads(json.dumps(config))
+    config["train"]["tasks"]["adding"] = [10, 20, 50]  # T = 50 was never trained
+    inputs = discover(root)
+    tables = build_tables(inputs.run_dirs, inputs.probe_files, inputs.benchmark_files, config)
+    success = tables["success"]
+    missing = success[success["length"] == 50]
+    assert sorted(missing["variant"]) == ["lstm", "rnn", "rnn_clip"]
+    assert not missing["attempted"].any() and (missing["seeds"] == 0).all()
+    for c in ("solved_rate", "solved_rate_ci_low", "test_metric_mean", "test_loss_ratio_mean"):
+        assert missing[c].isna().all(), c
+    assert missing.set_index("variant").loc["rnn_clip", "clip_norm"] == 1.0
+    assert set(missing["metric_name"]) == {"mse"}
+    assert success.loc[success["length"] != 50, "attempted"].all()
+    assert len(success) == 2 * 2 * 3 + 3
+
+
+def _runs(metric_name, values, statuses):
+    n = len(values)
+    return pd.DataFrame(
+        {
+            "task": "adding" if metric_name == "mse" else "copy",
+            "length": 10,
+            "variant": "rnn",
+            "seed": range(n),
+            "cell": "rnn_tanh",
+            "init": "default",
+            "constraint": "none",
+            "clip_norm": np.nan,
+            "hidden_size": 8,
+            "metric_name": metric_name,
+            "status": statuses,
+            "test_metric": values,
+            "test_loss_ratio": np.asarray(values) * 6,
+            "stopped_early": [s == "solved" for s in statuses],
+            "steps_to_solve": [100.0 if s == "solved" else np.nan for s in statuses],
+            "steps_done": 100,
+        }
+    )
+
+
+def test_success_intervals_stay_in_the_metric_range():
+    mse = agg.success_table(_runs("mse", [0.001, 0.002, 0.3], ["solved", "solved", "unsolved"]))
+    row = mse.iloc[0]
+    assert 0 <= row["test_metric_ci_low"] <= row["test_metric_mean"] <= row["test_metric_ci_high"]
+    assert row["solved_rate"] == pytest.approx(2 / 3)
+    assert 0 <= row["solved_rate_ci_low"] < 2 / 3 < row["solved_rate_ci_high"] <= 1
+    acc = agg.success_table(_runs("accuracy", [1.0, 0.999, 0.2], ["solved", "solved", "unsolved"]))
+    row = acc.iloc[0]
+    assert 0 <= row["test_metric_ci_low"] <= row["test_metric_ci_high"] <= 1
+    all_solved = agg.success_table(_runs("mse", [0.001] * 4, ["solved"] * 4)).iloc[0]
+    assert all_solved["solved_rate_ci_high"] == 1.0 and all_solved["solved_rate_ci_low"] > 0.4
+
+
+def test_wilson_interval_known_values():
+    assert wilson_interval(5, 5) == pytest.approx((0.5655, 1.0), abs=1e-4)
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson_interval(3, 10) == pytest.approx((0.1078, 0.6032), abs=1e-4)
+    assert all(math.isnan(v) for v in wilson_interval(0, 0))
+
+
+def test_test_metric_intervals_never_leave_the_metric_range():
+    mean, lo, hi = bootstrap_mean_ci([0.001, 0.002, 0.3])  # MSE: a t-interval goes below 0
+    assert mean_ci([0.001, 0.002, 0.3])[1] < 0
+    assert 0.001 <= lo <= mean <= hi <= 0.3
+    assert bootstrap_mean_ci([0.001, 0.002, 0.3]) == (mean, lo, hi)  # a fixed generator
+    _, lo, hi = bootstrap_mean_ci([1.0, 1.0, 0.5, 1.0])  # accuracy
+    assert 0.0 <= lo <= hi <= 1.0
+    assert bootstrap_mean_ci([1.0, 1.0]) == (1.0, 1.0, 1.0)
+    one = bootstrap_mean_ci([0.2, None, float("nan")])
+    assert one[0] == 0.2 and math.isnan(one[1]) and math.isnan(one[2])
 
 
 def test_decay_table_init_and_train(tables):
@@ -202,6 +220,12 @@ def test_decay_table_init_and_train(tables):
         profiles.drop_duplicates(["task", "length", "variant", "seed", "probe_step"])
     )
     assert train["probe_step"].notna().all()
+    # the bound's share: every (example, step) pair of a vanilla cell, none for the LSTM
+    vanilla = decay[decay["variant"] != "lstm"]
+    assert (vanilla["bound_share"] == 1.0).all()
+    assert (vanilla["bound_pairs"] == JAC_EXAMPLES * (vanilla["max_distance"] + 1)).all()
+    lstm = decay[decay["variant"] == "lstm"]
+    assert lstm["bound_share"].isna().all() and (lstm["bound_pairs"] == 0).all()
 
 
 def test_run_file_tables_carry_the_run_keys(tables, results_tree):
@@ -265,7 +289,8 @@ def test_empty_inputs_give_empty_tables_with_columns():
     tables = build_tables([], [], [])
     assert all(len(df) == 0 for df in tables.values())
     assert {"task", "variant", "solved_rate"} <= set(tables["success"].columns)
-    assert {"phase", "decay_rate", "horizon"} <= set(tables["decay"].columns)
+    assert {"phase", "decay_rate", "horizon", "bound_share"} <= set(tables["decay"].columns)
+    assert {"attempted", "test_metric_ci_low"} <= set(tables["success"].columns)
 
 
 # -------------------------------------------------------------------------- bad inputs

@@ -119,7 +119,7 @@ def test_the_suite_runs_every_section_and_writes_every_figure(tmp_path, capsys):
     assert report["machine"]["cuda"]  # "not available here" or the GPU's name
     assert report["machine"]["device"] == "cpu" and report["load_before"] is not None
     figures = report["figures"]
-    assert {f["section"].split()[0] for f in figures} == {"1", "2", "3", "4", "5", "6"}
+    assert {f["section"].split()[0] for f in figures} == {"1", "2", "3", "4", "5", "6", "7"}
     for f in figures:
         assert set(f) == {"section", "name", "value", "goal", "met", "unit"}
         assert f["goal"] and f["met"] in (True, False, None)

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from rnngrad.models import CELLS, INITS, VariantSpec, build_model, gate_blocks
+from rnngrad.models import CELLS, FUSED_CELLS, INITS, VariantSpec, build_model, gate_blocks
 from rnngrad.tasks import make_batch
 
 
@@ -21,7 +21,8 @@ SPECS = list(_valid_specs())
 
 def test_every_valid_cell_and_init_is_covered():
     pairs = {(s.cell, s.init) for s in SPECS}
-    assert {(c, i) for c in CELLS for i in ("default", "orthogonal")} <= pairs
+    assert {(c, i) for c in FUSED_CELLS for i in ("default", "orthogonal")} <= pairs
+    assert {(c, "default") for c in CELLS} <= pairs  # the diagonal cells: lru, mingru, indrnn
     assert ("rnn_relu", "identity") in pairs and ("lstm", "chrono") in pairs
 
 
@@ -46,7 +47,7 @@ def test_unroll_equals_fused_with_orthogonal_constraint(cell):
     torch.testing.assert_close(model.unroll(x)[0], model(x), atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", FUSED_CELLS)
 def test_orthogonal_init_makes_every_gate_block_orthogonal(cell):
     model = build_model(VariantSpec(cell=cell, init="orthogonal", hidden_size=16), "adding", seed=1)
     blocks = gate_blocks(model.recurrent_weight().detach(), cell)
@@ -129,13 +130,14 @@ def test_orthogonal_constraint_stays_orthogonal_after_training_steps():
     )
 
 
-def test_seed_fixes_the_initial_weights():
-    spec = VariantSpec(cell="gru", hidden_size=8)
-    a, b = build_model(spec, "copy", seed=5), build_model(spec, "copy", seed=5)
-    c = build_model(spec, "copy", seed=6)
+@pytest.mark.parametrize("cell", ["gru", "lru", "mingru", "indrnn"])
+def test_seed_fixes_the_initial_weights(cell):
+    spec = VariantSpec(cell=cell, hidden_size=8)
+    a, b = (build_model(spec, "copy", length=5, seed=5) for _ in range(2))
+    c = build_model(spec, "copy", length=5, seed=6)
     for (_, p), (_, q) in zip(a.named_parameters(), b.named_parameters(), strict=True):
         assert torch.equal(p, q)
-    assert not torch.equal(a.rnn.weight_hh_l0, c.rnn.weight_hh_l0)
+    assert not torch.equal(a.readout.weight, c.readout.weight)
 
 
 @pytest.mark.parametrize(
@@ -147,6 +149,10 @@ def test_seed_fixes_the_initial_weights():
         ({"cell": "lstm", "constraint": "orthogonal"}, "constraint 'orthogonal'.*'lstm'"),
         ({"clip_norm": 0.0}, "clip_norm must be > 0"),
         ({"hidden_size": 0}, "hidden_size must be a positive integer"),
+        ({"cell": "lru", "init": "orthogonal"}, "init 'orthogonal'.*diagonal recurrence"),
+        ({"cell": "gru", "r_max": 0.9}, "r_max sets the LRU's ring.*needs cell 'lru'"),
+        ({"cell": "lru", "r_min": 0.99, "r_max": 0.9}, "r_min must be < r_max"),
+        ({"cell": "lru", "r_max": 1.0}, "r_max must be < 1"),
     ],
 )
 def test_bad_variants_name_the_key(kwargs, message):

@@ -125,11 +125,13 @@ def _cmd_train(args, cfg: dict) -> int:
         probe=not args.no_probe,
         progress=not args.quiet,
     )
-    metric = summary["final_metric"]
+    metric = summary["test_metric"]
     shown = "n/a" if metric is None else f"{metric:.4g}"
+    early = ", stopped early" if summary["stopped_early"] else ""
     print(
         f"{spec.task} T={spec.length} {spec.variant} seed={spec.seed}: {summary['status']} "
-        f"after {summary['steps_done']} steps, final {summary['metric_name']} {shown} -> {args.out}"
+        f"after {summary['steps_done']} steps{early}, test {summary['metric_name']} {shown} "
+        f"on {summary['test_size']} held-out examples -> {args.out}"
     )
     return 0
 
@@ -150,17 +152,8 @@ def _cmd_probe(args, cfg: dict) -> int:
     seeds = args.seeds if args.seeds is not None else cfg["probes"]["seeds"]
     batch = args.batch_size if args.batch_size is not None else cfg["probes"]["batch_size"]
     device = resolve_device(args.device or cfg["device"])
-    # float64: a vanilla RNN's float32 gradient underflows to 0 within a few hundred steps
-    df = init_probe(
-        args.task,
-        args.length,
-        args.variant,
-        specs[args.variant],
-        seeds,
-        batch,
-        device=device,
-        dtype=torch.float64,
-    )
+    # the probe computes in float64 whatever the model's dtype
+    df = init_probe(args.task, args.length, args.variant, specs[args.variant], seeds, batch, device)
     write_parquet(args.out, df)
     print(f"{args.task} T={args.length} {args.variant}: {seeds} seeds -> {args.out}")
     return 0
@@ -171,9 +164,15 @@ def _cmd_variants(cfg: dict) -> int:
     width = max(len(n) for n in specs)
     for name, spec in specs.items():
         clip = "-" if spec.clip_norm is None else f"{spec.clip_norm:g}"
+        ring = (
+            f"  r=[{spec.r_min:g}, {spec.r_max:g}] max_phase={spec.max_phase:.3g}"
+            if spec.cell == "lru"
+            else ""
+        )
         print(
             f"{name:<{width}}  cell={spec.cell:<8} init={spec.init:<10} "
             f"constraint={spec.constraint:<10} clip_norm={clip:<5} hidden_size={spec.hidden_size}"
+            + ring
         )
     return 0
 

@@ -7,6 +7,7 @@ the code that gives them meaning (batch generators, the model, the training loop
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 __all__ = [
@@ -16,6 +17,8 @@ __all__ = [
     "is_solved",
     "VariantSpec",
     "CELLS",
+    "FUSED_CELLS",
+    "LRU_DEFAULTS",
     "INITS",
     "CONSTRAINTS",
     "RunSpec",
@@ -93,9 +96,12 @@ def is_solved(task: str, value: float, threshold: float | None = None) -> bool:
 
 # --- model variants ---
 
-CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru", "lru", "mingru", "indrnn")
 INITS = ("default", "orthogonal", "identity", "chrono", "forget_bias")
 CONSTRAINTS = ("none", "orthogonal")
+FUSED_CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")  # torch's fused modules (cuDNN, oneDNN)
+# The LRU's ring initialisation (Orvieto et al. 2023, long-range settings; see rnngrad.cells)
+LRU_DEFAULTS = {"r_min": 0.9, "r_max": 0.999, "max_phase": math.pi / 10}
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,10 @@ class VariantSpec:
         constraint: "orthogonal" keeps W_hh orthogonal during training (vanilla cells).
         clip_norm: clip the global gradient norm to this value; None for no clipping.
         lr: learning rate for this variant; None takes the run's default.
+        r_min, r_max: cell lru only: |lambda| starts uniform on the ring r_min <= |lambda|
+            <= r_max (0 <= r_min < r_max < 1); None takes LRU_DEFAULTS.
+        max_phase: cell lru only: the phase of lambda starts uniform on [0, max_phase]
+            (0 < max_phase <= 2 pi); None takes LRU_DEFAULTS.
     """
 
     cell: str = "lstm"
@@ -117,9 +127,13 @@ class VariantSpec:
     constraint: str = "none"
     clip_norm: float | None = None
     lr: float | None = None
+    r_min: float | None = None
+    r_max: float | None = None
+    max_phase: float | None = None
 
     def __post_init__(self) -> None:
         _choice("cell", self.cell, CELLS)
+        self._check_lru()
         _choice("init", self.init, INITS)
         _choice("constraint", self.constraint, CONSTRAINTS)
         if not isinstance(self.hidden_size, int) or self.hidden_size < 1:
@@ -136,11 +150,48 @@ class VariantSpec:
             raise ValueError(
                 f"init {self.init!r} sets LSTM gate biases and needs cell 'lstm', got {self.cell!r}"
             )
+        if self.init == "orthogonal" and self.cell not in FUSED_CELLS:
+            raise ValueError(
+                "init 'orthogonal' makes the recurrent weight matrices orthogonal and needs "
+                f"one of the cells {list(FUSED_CELLS)}; cell {self.cell!r} has a diagonal "
+                "recurrence"
+            )
         if self.constraint == "orthogonal" and self.cell not in ("rnn_tanh", "rnn_relu"):
             raise ValueError(
                 "constraint 'orthogonal' keeps a square W_hh orthogonal and needs cell "
                 f"'rnn_tanh' or 'rnn_relu', got {self.cell!r}"
             )
+
+    def _check_lru(self) -> None:
+        """The ring keys: LRU only, defaults filled in, 0 <= r_min < r_max < 1."""
+        if self.cell != "lru":
+            for key in LRU_DEFAULTS:
+                if getattr(self, key) is not None:
+                    raise ValueError(
+                        f"{key} sets the LRU's ring initialisation and needs cell 'lru', "
+                        f"got cell {self.cell!r}"
+                    )
+            return
+        for key, default in LRU_DEFAULTS.items():
+            value = getattr(self, key)
+            if value is None:
+                object.__setattr__(self, key, default)  # frozen: fill the default once
+            elif isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{key} must be a number, got {value!r}")
+            elif not math.isfinite(value):
+                raise ValueError(f"{key} must be finite, got {value!r}")
+        if not 0 <= self.r_min < 1:
+            raise ValueError(f"r_min must be in [0, 1), got {self.r_min!r}")
+        if not self.r_max < 1:
+            raise ValueError(
+                f"r_max must be < 1 (|lambda| = 1 never forgets and can grow), got {self.r_max!r}"
+            )
+        if not self.r_min < self.r_max:
+            raise ValueError(
+                f"r_min must be < r_max, got r_min={self.r_min!r} and r_max={self.r_max!r}"
+            )
+        if not 0 < self.max_phase <= 2 * math.pi:
+            raise ValueError(f"max_phase must be in (0, 2 pi], got {self.max_phase!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> VariantSpec:
@@ -177,7 +228,10 @@ class RunSpec:
         batch_size: training batch size.
         lr: Adam learning rate, unless the variant sets its own.
         eval_every: evaluate on the fixed evaluation batch every N steps.
-        eval_size: size of the evaluation batch (seeded apart from training seeds).
+        eval_size: size of the evaluation batch (its own random stream), on which the
+            run stops early once the metric passes the threshold.
+        test_size: size of the held-out test batch (its own stream), on which the final
+            weights are evaluated once; it alone decides the run's status.
         final_k: the final metric is the mean of the last k evaluations.
         solve_threshold: metric threshold for "solved"; None takes the task's default.
         probe_every: probe dL/dh_t every N steps (0: only at the start and the end).
@@ -197,6 +251,7 @@ class RunSpec:
     lr: float = 1e-3
     eval_every: int = 100
     eval_size: int = 500
+    test_size: int = 2000
     final_k: int = 3
     solve_threshold: float | None = None
     probe_every: int = 500
@@ -214,6 +269,7 @@ class RunSpec:
             "batch_size",
             "eval_every",
             "eval_size",
+            "test_size",
             "final_k",
             "probe_batch",
             "checkpoint_every",
