@@ -1,4 +1,4 @@
-# The paper-style report: Quarto when it is on PATH, else the Jupyter fallback.
+# The paper-style report: Quarto when it is on PATH, else the fallback (notebook + pandoc).
 
 
 rule report:

@@ -1,5 +1,6 @@
 """Rule report: render report/report.qmd to self-contained HTML (logic in rnngrad.render)."""
 
+import sys
 from pathlib import Path
 
 from rnngrad.io import log_to
@@ -19,4 +20,4 @@ with log_to(snakemake.log[0]):
             "snakemake_version": snakemake.params.snakemake_version,
         },
     )
-    print(f"rendered {snakemake.output.html} with {renderer}", file=__import__("sys").stderr)
+    print(f"rendered {snakemake.output.html} with {renderer}", file=sys.stderr)
