@@ -3,11 +3,17 @@
 efficiency (from a finished results folder): the CPU seconds the jobs did, over the
 core-seconds the run held, (sum of job CPU seconds) / (N * makespan); 1.0 when every
 core worked all the time. Job start and end times come from Snakemake's log
-(.snakemake/log/*.snakemake.log beside the results folder: "[time]" then "rule X:" or
-"Finished jobid: N"), CPU seconds from the rule's `benchmark:` files (cpu_time); a job
-without one (probe_init, aggregate, ...) counts its wall time times its threads, as if
-it kept its cores busy. Without a log, the train jobs' benchmark files alone: each ends
-when its file was written (mtime) and began `s` seconds before.
+(.snakemake/log/*.snakemake.log beside the results folder: "[time]" then "rule X:",
+"checkpoint X:" or "Finished jobid: N"), CPU seconds from the rule's `benchmark:` files
+(cpu_time) and, where a job wrote one, its own count beside the file (X.usage.json,
+getrusage of the job's process): Snakemake samples a job's CPU time every 0.5 s for its
+first 15 s, then every 30 s, and keeps the last sample, so a benchmark file misses up to
+30 s at the end of every job longer than 15 s. Both are lower bounds of the job's CPU
+time (the own count misses the interpreter's exit); the larger one counts, and
+efficiency_benchmark_files gives the figure from the benchmark files alone. A job with
+neither (aggregate, figure, report) counts its wall time times its threads, as if it
+kept its cores busy. Without a log, the benchmark files alone: each job ends when its
+file was written (mtime) and began `s` seconds before.
 
 Two further numbers separate the scheduler from the machine: occupancy, the share of
 core-seconds held by running jobs (the scheduler's part), and cpu_per_wall, a job's CPU
@@ -50,12 +56,12 @@ __all__ = ["GOAL", "Job", "grid_efficiency", "parse_log", "thread_scaling"]
 
 GOAL = 0.9
 _STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
-_RULE = re.compile(r"^(?:local)?rule (\w+):$")
+_RULE = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):$")
 _FINISHED = re.compile(r"^Finished jobid: (\d+)")
 _ERROR = re.compile(r"^Error in rule (\w+):$")
 _FIELD = re.compile(r"^\s+(jobid|benchmark|threads|wildcards): (.*)$")
 _CORES = re.compile(r"^Provided cores: (\d+)")
-_RUN = re.compile(r"(?P<task>\w+)/T(?P<length>\d+)/(?P<variant>\w+)/seed(?P<seed>\d+)")
+_JOB = re.compile(r"(?P<task>\w+)/T(?P<length>\d+)/(?P<variant>\w+)(?:/seed(?P<seed>\d+))?\.tsv$")
 
 
 @dataclass
@@ -104,11 +110,21 @@ def parse_log(path: str | Path) -> tuple[int | None, list[Job]]:
 
 
 def _read_tsv(path: Path) -> dict | None:
+    """s, cpu_time (the benchmark file's) and cpu_s (the larger of it and the job's own count)."""
     try:
         row = pd.read_csv(path, sep="\t").iloc[0]
-        return {"s": float(row["s"]), "cpu_time": float(row["cpu_time"])}
+        out = {"s": float(row["s"]), "cpu_time": float(row["cpu_time"])}
     except (OSError, KeyError, IndexError, ValueError, pd.errors.ParserError):
         return None
+    if out["cpu_time"] != out["cpu_time"]:  # NA: the job ended before the first sample
+        out["cpu_time"] = 0.0
+    out["cpu_s"], out["own"] = out["cpu_time"], None
+    try:
+        own = float(json.loads(path.with_suffix(".usage.json").read_text())["cpu_seconds"])
+        out["cpu_s"], out["own"] = max(out["cpu_time"], own), own
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return out
 
 
 def _jobs_from_benchmarks(root: Path) -> list[Job]:
@@ -149,11 +165,14 @@ def _summaries(root: Path) -> dict[tuple, dict]:
     return out
 
 
-def _run_key(benchmark: str | None) -> tuple | None:
-    m = _RUN.search(benchmark or "")
+def _job_runs(benchmark: str | None, summaries: dict[tuple, dict]) -> list[dict]:
+    """The summaries of the runs a train job trained (one, or every seed of its cell)."""
+    m = _JOB.search(benchmark or "")
     if m is None:
-        return None
-    return (m["task"], int(m["length"]), m["variant"], int(m["seed"]))
+        return []
+    cell = (m["task"], int(m["length"]), m["variant"])
+    seed = int(m["seed"]) if m["seed"] is not None else None
+    return [s for k, s in summaries.items() if k[:3] == cell and seed in (None, k[3])]
 
 
 def _local_cores() -> int:
@@ -186,6 +205,8 @@ def grid_efficiency(
         a dict with measured False and a reason when there is nothing to measure;
         else source, cores, jobs, finished, failed, running, makespan_s, cpu_s (of which
         cpu_s_assumed: jobs without a benchmark file), efficiency, occupancy,
+        cpu_s_benchmark_files and efficiency_benchmark_files (Snakemake's sampled CPU
+        time alone), jobs_with_own_cpu_count,
         cpu_per_wall (median and max over benchmarked jobs), max_concurrent_threads,
         and the thread check: summaries, torch_threads_recorded, thread_mismatches,
         threads_ok (None when no summary records torch_threads).
@@ -206,19 +227,23 @@ def grid_efficiency(
     if not done:
         return {"measured": False, "reason": f"{source}: no finished job"}
     makespan = max(j.end for j in done) - min(j.start for j in done)
-    cpu = assumed = held = 0.0
+    cpu = assumed = held = sampled = 0.0
     per_wall = []
+    own_counts = 0
     for j in done:
         wall = j.end - j.start
         held += wall * j.threads
         tsv = _read_tsv(root.parent / j.benchmark) if j.benchmark and not j.failed else None
         if tsv is None:
             cpu += wall * j.threads
+            sampled += wall * j.threads
             assumed += wall * j.threads
         else:
-            cpu += tsv["cpu_time"]
+            cpu += tsv["cpu_s"]
+            sampled += tsv["cpu_time"]
+            own_counts += tsv["own"] is not None
             if tsv["s"] > 0:
-                per_wall.append(tsv["cpu_time"] / (tsv["s"] * j.threads))
+                per_wall.append(tsv["cpu_s"] / (tsv["s"] * j.threads))
 
     summaries = _summaries(root)
     recorded = [s for s in summaries.values() if "torch_threads" in s]
@@ -227,10 +252,13 @@ def grid_efficiency(
         for k, s in summaries.items()
         if "torch_threads" in s and s["torch_threads"] != s.get("threads")
     ]
-    for j in done:  # the log's threads (Snakemake's) against what the run recorded
-        s = summaries.get(_run_key(j.benchmark)) if j.rule == "train" else None
-        if s is not None and s.get("threads") != j.threads:
-            mismatches.append(f"{j.benchmark}: Snakemake {j.threads}, summary {s.get('threads')}")
+    for j in done:  # the log's threads (Snakemake's) against what the job's runs recorded
+        for s in _job_runs(j.benchmark, summaries) if j.rule == "train" else ():
+            if s.get("threads") != j.threads:
+                mismatches.append(
+                    f"{j.benchmark} seed {s.get('seed')}: Snakemake {j.threads}, "
+                    f"summary {s.get('threads')}"
+                )
     peak_threads = _max_concurrent(done)
     return {
         "measured": True,
@@ -245,7 +273,12 @@ def grid_efficiency(
         "makespan_s": makespan,
         "cpu_s": cpu,
         "cpu_s_assumed": assumed,
+        "cpu_s_benchmark_files": sampled,
+        "jobs_with_own_cpu_count": own_counts,
         "efficiency": cpu / (cores * makespan) if makespan > 0 else float("nan"),
+        "efficiency_benchmark_files": sampled / (cores * makespan)
+        if makespan > 0
+        else float("nan"),
         "occupancy": held / (cores * makespan) if makespan > 0 else float("nan"),
         "cpu_per_wall_median": statistics.median(per_wall) if per_wall else None,
         "cpu_per_wall_max": max(per_wall) if per_wall else None,

@@ -14,6 +14,7 @@ from rnngrad.config import (
     probe_grid,
     run_spec,
     train_grid,
+    train_steps,
     variant_specs,
 )
 
@@ -55,10 +56,48 @@ def test_grids_and_run_spec():
         run_spec(cfg, GridPoint("adding", 8, "nope", 0))
 
 
+def test_steps_per_task_and_the_sweep_switch():
+    cfg = load_config(ROOT / "config" / "smoke.yaml")
+    assert cfg["train"]["adaptive"] is True  # the schema's default
+    raw = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    raw["train"].update(steps={"adding": 11, "copy": 22}, adaptive=False)
+    cfg = check_config(raw)
+    assert cfg["train"]["adaptive"] is False
+    assert train_steps(cfg, "adding") == 11 and train_steps(cfg, "copy") == 22
+    assert run_spec(cfg, GridPoint("copy", 5, "gru", 0)).steps == 22
+    assert run_spec(cfg, GridPoint("adding", 8, "gru", 0)).steps == 11
+    assert run_spec(cfg, GridPoint("copy", 5, "gru", 0), steps=3).steps == 3  # --steps wins
+    # the grid still lists every planned run, whatever the sweep will train
+    assert len(train_grid(cfg)) == len(train_grid(load_config(ROOT / "config" / "smoke.yaml")))
+    raw["train"]["steps"] = 33
+    cfg = check_config(raw)
+    assert train_steps(cfg, "adding") == train_steps(cfg, "copy") == 33
+    raw["train"].update(steps={"adding": 5}, tasks={"adding": [8]})  # copy not trained
+    cfg = check_config(raw)
+    with pytest.raises(ConfigError, match="no step budget for task 'copy'"):
+        run_spec(cfg, GridPoint("copy", 5, "gru", 0))
+
+
+def test_train_lengths_must_increase_probe_lengths_need_not():
+    raw = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    raw["probes"]["tasks"] = {"adding": [64, 8]}
+    check_config(raw)
+    raw["train"]["tasks"] = {"adding": [8, 32, 16]}
+    with pytest.raises(ConfigError, match=r"train\.tasks\.adding: lengths must increase"):
+        check_config(raw)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_configs_train_increasing_lengths(path):
+    cfg = load_config(path)
+    for task, lengths in cfg["train"]["tasks"].items():
+        assert lengths == sorted(lengths) and len(lengths) >= 1, task
+
+
 def test_config_hash_is_stable_and_sensitive():
     cfg = load_config(ROOT / "config" / "smoke.yaml")
     assert config_hash(cfg) == config_hash(load_config(ROOT / "config" / "smoke.yaml"))
-    cfg["train"]["steps"] += 1
+    cfg["train"]["batch_size"] += 1
     assert config_hash(cfg) != config_hash(load_config(ROOT / "config" / "smoke.yaml"))
 
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections import Counter
 
 import pandas as pd
 import pytest
+import yaml
 
 from rnngrad.aggregate import TABLES
 from rnngrad.config import load_config, probe_grid, train_grid
 from rnngrad.figures import FIGURES
+from rnngrad.sweep import read_statuses, sweep_runs
 from tests.workflow_helpers import ROOT, copy_workflow, snakemake
 
 
@@ -27,22 +30,49 @@ def _job_counts(output: str) -> Counter:
 
 
 def _executed_rules(output: str) -> Counter:
-    return Counter(re.findall(r"^(?:local)?rule (\w+):", output, flags=re.M))
+    return Counter(re.findall(r"^(?:local)?(?:rule|checkpoint) (\w+):", output, flags=re.M))
 
 
-@pytest.mark.slow
-def test_dry_run_plans_the_default_grid(tmp_path):
-    workdir = copy_workflow(tmp_path)
-    proc = snakemake(workdir, "-n")
-    cfg = load_config(ROOT / "config" / "config.yaml")
-    assert _job_counts(proc.stdout) == {
-        "train": len(train_grid(cfg)),
-        "probe_init": len(probe_grid(cfg)),
+def _expected_jobs(cfg: dict, trained_cells: int) -> dict:
+    return {
+        "train": trained_cells,
+        "probe_init": len({p.variant for p in probe_grid(cfg)}),
         "aggregate": 1,
         "figure": len(FIGURES),
         "report": 1,
         "all": 1,
     }
+
+
+@pytest.mark.slow
+def test_dry_run_plans_the_first_length_of_the_sweep(tmp_path):
+    """The default grid: one train job per task and variant (its first length), one init-probe
+    job per variant; the later lengths wait on results, and the dry run says so."""
+    workdir = copy_workflow(tmp_path)
+    proc = snakemake(workdir, "-n")
+    cfg = load_config(ROOT / "config" / "config.yaml")
+    assert cfg["train"]["adaptive"]
+    first = {(p.task, p.variant) for p in train_grid(cfg)}
+    assert _job_counts(proc.stdout) == _expected_jobs(cfg, len(first))
+    out = proc.stdout + proc.stderr
+    assert "Length sweep (train.adaptive)" in out
+    assert "checkpoint jobs, which will result in alteration of the DAG" in out
+    planned = set(re.findall(r"wildcards: task=(\w+), length=(\d+), variant=(\w+)", out))
+    firsts = {t: min(lengths) for t, lengths in cfg["train"]["tasks"].items()}
+    assert planned == {(t, str(firsts[t]), v) for t, v in first}
+
+
+@pytest.mark.slow
+def test_dry_run_without_the_sweep_plans_every_length(tmp_path):
+    workdir = copy_workflow(tmp_path)
+    cfg = yaml.safe_load((workdir / "config" / "smoke.yaml").read_text())
+    cfg["train"]["adaptive"] = False
+    (workdir / "config" / "full.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(workdir, "--configfile", "config/full.yaml", "-n")
+    checked = load_config(workdir / "config" / "full.yaml")
+    cells = {(p.task, p.length, p.variant) for p in train_grid(checked)}
+    assert _job_counts(proc.stdout) == _expected_jobs(checked, len(cells))
+    assert "Length sweep" not in proc.stdout + proc.stderr
 
 
 @pytest.mark.slow
@@ -62,15 +92,53 @@ def _prose(page: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", " ", page))
 
 
+def _trained(results) -> dict[tuple, str]:
+    """(task, length, variant, seed) -> status of every run folder with a summary."""
+    return {
+        (p.parts[-5], int(p.parts[-4][1:]), p.parts[-3], int(p.parts[-2][4:])): status
+        for p in sorted((results / "runs").glob("*/T*/*/seed*/summary.json"))
+        for status in read_statuses([p])
+    }
+
+
+@pytest.mark.slow
+def test_smoke_grid_sweeps_lengths(smoke_run):
+    """The smoke grid's sweep goes on for a variant whose seeds solved the first length and
+    stops for the others: exactly the runs rnngrad.sweep asks for were trained."""
+    results = smoke_run / "results"
+    cfg = load_config(smoke_run / "config" / "smoke.yaml")
+    trained = _trained(results)
+
+    def statuses_at(task, length, variant):
+        return [trained[(task, length, variant, s)] for s in cfg["train"]["seeds"]]
+
+    variants = cfg["train"].get("variants") or list(cfg["variants"])
+    want = sweep_runs(cfg["train"]["tasks"], variants, cfg["train"]["seeds"], statuses_at)
+    assert sorted(trained) == sorted(want)
+    lengths = {}
+    for task, length, variant, _ in trained:
+        lengths.setdefault((task, variant), set()).add(length)
+    adding = cfg["train"]["tasks"]["adding"]
+    went_on = [v for v in variants if lengths[("adding", v)] == set(adding)]
+    stopped = [v for v in variants if lengths[("adding", v)] == {adding[0]}]
+    assert went_on and stopped, lengths  # the smoke config's threshold arranges both
+    runs = pd.read_parquet(results / "tables" / "runs.parquet")
+    assert len(runs) == len(trained) < len(train_grid(cfg))
+    success = pd.read_parquet(results / "tables" / "success.parquet")
+    # every cell of the grid has a row; those the sweep never reached are not attempted
+    assert "attempted" in success.columns
+    assert len(success) == len({(p.task, p.length, p.variant) for p in train_grid(cfg)})
+    skipped = success[~success["attempted"].astype(bool)]
+    assert len(skipped) == len(stopped) * (len(adding) - 1)
+    assert (skipped["seeds"] == 0).all()
+
+
 @pytest.mark.slow
 def test_smoke_grid_end_to_end(smoke_run):
     results = smoke_run / "results"
-    cfg = load_config(smoke_run / "config" / "smoke.yaml")
     for table in TABLES:
         assert (results / "tables" / f"{table}.parquet").is_file()
         assert (results / "tables" / f"{table}.csv").is_file()
-    runs = pd.read_parquet(results / "tables" / "runs.parquet")
-    assert len(runs) == len(train_grid(cfg))
     page = (results / "report" / "report.html").read_text()
     # every figure embedded, nothing fetched from elsewhere
     assert page.count('src="data:image/png;base64,') >= len(FIGURES)
@@ -90,16 +158,51 @@ def test_smoke_grid_end_to_end(smoke_run):
 
 
 @pytest.mark.slow
+def test_smoke_grid_jobs_use_their_threads_and_record_their_cost(smoke_run):
+    """One train job per task, length and variant ran all seeds; each job's benchmark file
+    and own CPU count are there, and the cost table has one row per job."""
+    results = smoke_run / "results"
+    cfg = load_config(smoke_run / "config" / "smoke.yaml")
+    trained = _trained(results)
+    cells = {(t, n, v) for t, n, v, _ in trained}
+    bench = sorted((results / "benchmarks" / "train").glob("*/T*/*.tsv"))
+    assert len(bench) == len(cells)
+    for path in bench:
+        assert json.loads(path.with_suffix(".usage.json").read_text())["cpu_seconds"] > 0
+    cost = pd.read_parquet(results / "tables" / "cost.parquet")
+    assert len(cost) == len(cells)
+    assert (cost["runs"] == len(cfg["train"]["seeds"])).all() and (cost["jobs"] == 1).all()
+    assert (cost["cpu_seconds"] >= cost["bench_cpu_seconds"]).all()
+    assert (cost["cpu_seconds_per_run"] * cost["runs"] == cost["cpu_seconds"]).all()
+    runs = pd.read_parquet(results / "tables" / "runs.parquet")
+    assert (runs["threads"] == 1).all()  # the profile's set-threads, not the config
+    probes = sorted((results / "benchmarks" / "probe_init").glob("*.tsv"))
+    assert len(probes) == len({p.variant for p in probe_grid(cfg)})
+
+
+@pytest.mark.slow
 def test_smoke_grid_is_up_to_date_and_reruns_only_what_changed(smoke_run):
     proc = snakemake(smoke_run, "--configfile", "config/smoke.yaml", "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
     (smoke_run / "results" / "figures" / "cost.png").unlink()
-    proc = snakemake(
-        smoke_run,
-        "--configfile",
-        "config/smoke.yaml",
-        "--workflow-profile",
-        "workflow/profiles/default",
-    )
+    profile = ("--workflow-profile", "workflow/profiles/default")
+    proc = snakemake(smoke_run, "--configfile", "config/smoke.yaml", *profile)
     assert _executed_rules(proc.stdout + proc.stderr) == {"figure": 1, "report": 1, "all": 1}
     assert (smoke_run / "results" / "figures" / "cost.png").is_file()
+
+    # one run of a later length of the sweep, rebuilt alone: its train job, nothing else
+    late = max(_trained(smoke_run / "results"), key=lambda k: k[1])
+    summary = smoke_run / "results" / "runs" / late[0] / f"T{late[1]}" / late[2] / "seed0"
+    before = json.loads((summary / "summary.json").read_text())
+    (summary / "summary.json").unlink()
+    target = str((summary / "summary.json").relative_to(smoke_run))
+    proc = snakemake(smoke_run, "--configfile", "config/smoke.yaml", *profile, target)
+    assert _executed_rules(proc.stdout + proc.stderr) == {"train": 1}
+    after = json.loads((summary / "summary.json").read_text())
+    assert after["test_metric" if "test_metric" in after else "final_metric"] == before.get(
+        "test_metric", before["final_metric"]
+    )
+    # the tables depend on it: the whole grid brings them (and only what follows) up to date
+    proc = snakemake(smoke_run, "--configfile", "config/smoke.yaml", *profile)
+    assert set(_executed_rules(proc.stdout + proc.stderr)) == {"aggregate", "figure", "report",
+                                                               "all"}  # fmt: skip

@@ -4,14 +4,10 @@ Every table has one row per observation and the run keys (task, length, variant,
 seed) as columns, so figures and the report select with plain pandas. Tables are
 written to `results/tables/{name}.parquet` with a `.csv` twin for people.
 
-The decay measures repeat the definitions of `rnngrad.probes` in NumPy, because
-the analysis layer must not import torch:
-
-- decay rate: least-squares slope of log10 ||dL/dh_t|| against distance, over the
-  rows with distance >= 0 and a positive norm (Pascanu et al. 2013 motivate the
-  exponential model: the norm decays like a product of Jacobian norms);
-- horizon: the largest distance at which the norm is still at least 1e-3 of its
-  value at distance 0; censored when the norm never fell below that.
+The decay measures (decay rate, horizon, the bound's share) are those of
+`rnngrad.measures`, the one definition the probes and the figures use too. Statuses and
+the success table rest on the held-out test metric (summary field test_metric); the
+evaluation batch's final_metric stays in the runs table for transparency.
 
 A missing, truncated or malformed input raises an error that names its path. A
 diverged run is a result: it stays in every table with status "diverged".
@@ -22,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +28,8 @@ import pandas as pd
 
 from rnngrad.columns import CURVE_COLUMNS, PROFILE_COLUMNS, SPECTRA_COLUMNS
 from rnngrad.io import atomic_path
+from rnngrad.measures import HORIZON_RATIO, bound_summary, decay_rate, horizon
+from rnngrad.sweep import critical_table
 
 __all__ = [
     "TABLES",
@@ -53,11 +52,10 @@ __all__ = [
     "aggregate",
     "write_table",
     "read_table",
-    "decay_rate",
-    "horizon",
-    "horizon_censored",
     "mean_ci",
     "t_quantile",
+    "wilson_interval",
+    "bootstrap_mean_ci",
 ]
 
 TABLES = (
@@ -70,9 +68,11 @@ TABLES = (
     "spectra",
     "cost",
     "variants",
+    "critical",
 )
 RUN_KEYS = ["task", "length", "variant", "seed"]
-HORIZON_RATIO = 1e-3  # the horizon is where ||dL/dh_t|| falls below this fraction of its start
+BOOTSTRAP_RESAMPLES = 10_000  # test_metric interval: bootstrap of the mean over seeds
+BOOTSTRAP_SEED = 0  # a fixed generator per interval: the tables are deterministic
 VARIANT_FIELDS = ["cell", "init", "constraint", "clip_norm", "hidden_size", "lr"]
 
 RUN_COLUMNS = [
@@ -81,6 +81,11 @@ RUN_COLUMNS = [
     "status",
     "metric_name",
     "solve_threshold",
+    "test_size",
+    "test_metric",
+    "test_loss",
+    "test_loss_ratio",
+    "stopped_early",
     "final_metric",
     "best_metric",
     "final_k",
@@ -99,71 +104,18 @@ RUN_COLUMNS = [
     "config_hash",
 ]
 BENCH_COLUMNS = {"s": "bench_seconds", "cpu_time": "cpu_seconds", "max_rss": "max_rss_mb"}
-_BENCH_PATH = re.compile(
+# Train jobs' benchmark files: one per job of all seeds of a task, length and variant
+# (benchmarks/train/{task}/T{length}/{variant}.tsv, with the job's own CPU count beside
+# it in {variant}.usage.json), or one per run (.../{variant}/seed{seed}.tsv, older grids).
+_BENCH_JOB = re.compile(r"(?P<task>[^/]+)/T(?P<length>\d+)/(?P<variant>[^/]+)\.tsv$")
+_BENCH_RUN = re.compile(
     r"(?P<task>[^/]+)/T(?P<length>\d+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)\.tsv$"
 )
+BENCH_GLOBS = ("*/T*/*.tsv", "*/T*/*/seed*.tsv")  # under results/benchmarks/train
 
 
 class InputError(ValueError):
     """An input file is truncated or malformed; the message names its path."""
-
-
-# --------------------------------------------------------------------- decay measures
-
-
-def _profile_points(profile: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    d = pd.to_numeric(profile["distance"], errors="coerce").to_numpy(float)
-    g = pd.to_numeric(profile["grad_h"], errors="coerce").to_numpy(float)
-    keep = np.isfinite(d) & np.isfinite(g) & (d >= 0) & (g > 0)
-    order = np.argsort(d[keep], kind="stable")
-    return d[keep][order], g[keep][order]
-
-
-def decay_rate(profile: pd.DataFrame) -> float:
-    """Slope of log10 grad_h against distance (per step); NaN with < 2 distinct distances.
-
-    A profile that decays like a * b**distance has rate log10(b) (negative when the
-    gradient vanishes, positive when it explodes).
-
-    Example:
-        >>> p = pd.DataFrame({"distance": range(5), "grad_h": [0.5**k for k in range(5)]})
-        >>> round(decay_rate(p), 4)
-        -0.301
-    """
-    d, g = _profile_points(profile)
-    if np.unique(d).size < 2:
-        return math.nan
-    slope, _ = np.polyfit(d, np.log10(g), 1)
-    return float(slope)
-
-
-def _horizon(profile: pd.DataFrame, ratio: float) -> tuple[float, bool]:
-    # As rnngrad.probes: over rows with distance >= 0; a missing or non-finite norm
-    # counts as fallen; censored when no row fell below the threshold.
-    d = pd.to_numeric(profile["distance"], errors="coerce").to_numpy(float)
-    g = pd.to_numeric(profile["grad_h"], errors="coerce").to_numpy(float)
-    ok = np.isfinite(d) & (d >= 0)
-    d, g = d[ok], g[ok]
-    start = g[d == 0]
-    if start.size == 0 or not (np.isfinite(start[0]) and start[0] > 0):
-        return math.nan, False
-    with np.errstate(invalid="ignore"):
-        still = g >= ratio * start[0]  # NaN compares False
-    return float(d[still].max()), bool(still.all())
-
-
-def horizon(profile: pd.DataFrame, ratio: float = HORIZON_RATIO) -> float:
-    """Largest distance at which grad_h >= ratio * grad_h at distance 0 (NaN without one).
-
-    When the norm never fell below the threshold the horizon is censored: the true
-    one is at least this long (see `horizon_censored`).
-    """
-    return _horizon(profile, ratio)[0]
-
-
-def horizon_censored(profile: pd.DataFrame, ratio: float = HORIZON_RATIO) -> bool:
-    """True when the norm never fell below ratio of its start within the probed distances."""
-    return _horizon(profile, ratio)[1]
 
 
 # ------------------------------------------------------------------------- statistics
@@ -242,6 +194,53 @@ def mean_ci(values: Iterable[float], level: float = 0.95) -> tuple[float, float,
     return mean, mean - half, mean + half
 
 
+def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion; inside [0, 1], NaN for n = 0.
+
+    Example:
+        >>> lo, hi = wilson_interval(5, 5)
+        >>> round(lo, 3), hi
+        (0.566, 1.0)
+    """
+    if n <= 0:
+        return math.nan, math.nan
+    z = statistics.NormalDist().inv_cdf(0.5 + level / 2)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def bootstrap_mean_ci(
+    values: Iterable[float],
+    level: float = 0.95,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, float, float]:
+    """Mean and bootstrap percentile interval of the mean of the finite values.
+
+    The interval lies between the smallest and the largest value, so it never leaves a
+    metric's range (an MSE stays >= 0, an accuracy in [0, 1]); NaN bounds with fewer
+    than two values. A fixed generator (`seed`) makes it reproducible.
+
+    Example:
+        >>> m, lo, hi = bootstrap_mean_ci([0.001, 0.002, 0.3])
+        >>> lo >= 0.001 and hi <= 0.3
+        True
+    """
+    x = np.asarray([v for v in values if v is not None], dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(x.mean())
+    if x.size < 2:
+        return mean, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(resamples, x.size))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return mean, float(np.clip(lo, x.min(), x.max())), float(np.clip(hi, x.min(), x.max()))
+
+
 # ----------------------------------------------------------------------------- inputs
 
 
@@ -260,7 +259,9 @@ def discover(results_dir: str | Path) -> Inputs:
     return Inputs(
         run_dirs=sorted(p.parent for p in (root / "runs").glob("*/T*/*/seed*/summary.json")),
         probe_files=sorted((root / "probes").glob("*/T*/*.parquet")),
-        benchmark_files=sorted((root / "benchmarks" / "train").glob("*/T*/*/seed*.tsv")),
+        benchmark_files=sorted(
+            p for pattern in BENCH_GLOBS for p in (root / "benchmarks" / "train").glob(pattern)
+        ),
     )
 
 
@@ -352,6 +353,9 @@ def runs_table(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
     for c in (
         "clip_norm",
         "lr",
+        "test_metric",
+        "test_loss",
+        "test_loss_ratio",
         "final_metric",
         "best_metric",
         "final_loss",
@@ -362,8 +366,17 @@ def runs_table(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
         "solve_threshold",
     ):
         df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
-    for c in ("steps_to_solve", "diverged_at", "steps_done", "hidden_size", "threads", "final_k"):
+    for c in (
+        "steps_to_solve",
+        "diverged_at",
+        "steps_done",
+        "hidden_size",
+        "threads",
+        "final_k",
+        "test_size",
+    ):
         df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")
+    df["stopped_early"] = df["stopped_early"].astype("boolean")
     df = _typed_keys(df)
     return df.sort_values(RUN_KEYS, ignore_index=True)
 
@@ -373,68 +386,131 @@ def _first(s: pd.Series):
     return s.iloc[0] if len(s) else None
 
 
-def success_table(runs: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """Per task, variant and length: seeds, solved rate, final metric mean and CI, ...
+SUCCESS_COLUMNS = [
+    "task",
+    "length",
+    "variant",
+    *VARIANT_FIELDS[:-1],
+    "metric_name",
+    "attempted",
+    "seeds",
+    "solved",
+    "unsolved",
+    "diverged",
+    "stopped_early",
+    "solved_rate",
+    "solved_rate_ci_low",
+    "solved_rate_ci_high",
+    "n_metric",
+    "test_metric_mean",
+    "test_metric_ci_low",
+    "test_metric_ci_high",
+    "test_loss_ratio_mean",
+    "test_loss_ratio_median",
+    "steps_to_solve_median",
+    "steps_done_median",
+]
 
-    The final metric's interval is a t-interval over the seeds with a final metric
-    (NaN with fewer than two); loss_ratio_mean is over runs with a finite ratio;
-    steps_to_solve_median is over solved seeds (NaN when none solved).
+
+_COUNTS = ("seeds", "solved", "unsolved", "diverged", "stopped_early", "n_metric")
+_RATES = [c for c in SUCCESS_COLUMNS[SUCCESS_COLUMNS.index("solved_rate") :] if c not in _COUNTS]
+
+
+def success_table(
+    runs: pd.DataFrame, config: Mapping | None = None, level: float = 0.95
+) -> pd.DataFrame:
+    """Per task, length and variant: seeds, statuses, solved rate and test metric.
+
+    Statuses come from the held-out test metric (see rnngrad.train). solved_rate has a
+    Wilson interval; test_metric_mean (over seeds with a finite test metric, n_metric)
+    a bootstrap percentile interval that cannot leave the metric's range (NaN with
+    fewer than two seeds); test_loss_ratio_* are over finite ratios; steps_to_solve is
+    over solved seeds that stopped early.
+
+    With a config, every (task, length, variant) of its training grid
+    (`rnngrad.config.train_grid`) has a row: one without runs has attempted False, 0
+    seeds and NaN rates and metrics (the adaptive sweep never trained it).
     """
-    cols = [
-        "task",
-        "length",
-        "variant",
-        *VARIANT_FIELDS[:-1],
-        "metric_name",
-        "seeds",
-        "solved",
-        "unsolved",
-        "diverged",
-        "solved_rate",
-        "n_metric",
-        "final_metric_mean",
-        "final_metric_ci_low",
-        "final_metric_ci_high",
-        "loss_ratio_mean",
-        "loss_ratio_median",
-        "steps_to_solve_median",
-        "steps_done_median",
+    rows = [
+        _success_row(key, g, level)
+        for key, g in runs.groupby(["task", "length", "variant"], sort=True)
     ]
+    if config is not None:
+        rows += _not_attempted(config, {(r["task"], r["length"], r["variant"]) for r in rows})
+    if not rows:
+        return pd.DataFrame({c: pd.Series(dtype=float) for c in SUCCESS_COLUMNS})
+    df = pd.DataFrame(rows)[SUCCESS_COLUMNS]
+    df["clip_norm"] = pd.to_numeric(df["clip_norm"], errors="coerce").astype(float)
+    df["hidden_size"] = pd.to_numeric(df["hidden_size"], errors="coerce").astype("Int64")
+    df["attempted"] = df["attempted"].astype(bool)
+    df = _typed_keys(df)
+    return df.sort_values(["task", "length", "variant"], ignore_index=True)
+
+
+def _success_row(key: tuple, g: pd.DataFrame, level: float) -> dict:
+    task, length, variant = key
+    status = g["status"]
+    solved = status == "solved"
+    metric = g["test_metric"].astype(float)
+    metric = metric[np.isfinite(metric)]
+    ratio = g["test_loss_ratio"].astype(float)
+    ratio = ratio[np.isfinite(ratio)]
+    early = g["stopped_early"].fillna(False).astype(bool)
+    steps = g.loc[solved & early, "steps_to_solve"].dropna().astype(float)
+    mean, lo, hi = bootstrap_mean_ci(metric, level)
+    rate_lo, rate_hi = wilson_interval(int(solved.sum()), len(g), level)
+    return {
+        "task": task,
+        "length": length,
+        "variant": variant,
+        **{f: _first(g[f]) for f in VARIANT_FIELDS[:-1]},
+        "metric_name": _first(g["metric_name"]),
+        "attempted": True,
+        "seeds": len(g),
+        "solved": int(solved.sum()),
+        "unsolved": int((status == "unsolved").sum()),
+        "diverged": int((status == "diverged").sum()),
+        "stopped_early": int(early.sum()),
+        "solved_rate": float(solved.mean()),
+        "solved_rate_ci_low": rate_lo,
+        "solved_rate_ci_high": rate_hi,
+        "n_metric": len(metric),
+        "test_metric_mean": mean,
+        "test_metric_ci_low": lo,
+        "test_metric_ci_high": hi,
+        "test_loss_ratio_mean": float(ratio.mean()) if len(ratio) else math.nan,
+        "test_loss_ratio_median": float(ratio.median()) if len(ratio) else math.nan,
+        "steps_to_solve_median": float(steps.median()) if len(steps) else math.nan,
+        "steps_done_median": float(g["steps_done"].astype(float).median()),
+    }
+
+
+def _not_attempted(config: Mapping, seen: set) -> list[dict]:
+    """Rows for the (task, length, variant) cells of the config's grid without runs."""
+    from rnngrad import config as cfgmod  # torch-free; only needed with a config
+    from rnngrad.specs import get_task
+
+    specs = cfgmod.variant_specs(dict(config))
+    cells = sorted({(p.task, p.length, p.variant) for p in cfgmod.train_grid(dict(config))})
+    nan = math.nan
     rows = []
-    for (task, length, variant), g in runs.groupby(["task", "length", "variant"], sort=True):
-        mean, lo, hi = mean_ci(g["final_metric"], level)
-        ratio = g["loss_ratio"].astype(float)
-        ratio = ratio[np.isfinite(ratio)]
-        solved = g["status"] == "solved"
-        steps = g.loc[solved, "steps_to_solve"].dropna().astype(float)
+    for task, length, variant in cells:
+        if (task, length, variant) in seen:
+            continue
+        spec = specs[variant]
         rows.append(
             {
                 "task": task,
                 "length": length,
                 "variant": variant,
-                **{f: _first(g[f]) for f in VARIANT_FIELDS[:-1]},
-                "metric_name": _first(g["metric_name"]),
-                "seeds": len(g),
-                "solved": int(solved.sum()),
-                "unsolved": int((g["status"] == "unsolved").sum()),
-                "diverged": int((g["status"] == "diverged").sum()),
-                "solved_rate": float(solved.mean()),
-                "n_metric": int(np.isfinite(g["final_metric"].astype(float)).sum()),
-                "final_metric_mean": mean,
-                "final_metric_ci_low": lo,
-                "final_metric_ci_high": hi,
-                "loss_ratio_mean": float(ratio.mean()) if len(ratio) else math.nan,
-                "loss_ratio_median": float(ratio.median()) if len(ratio) else math.nan,
-                "steps_to_solve_median": float(steps.median()) if len(steps) else math.nan,
-                "steps_done_median": float(g["steps_done"].astype(float).median()),
+                **{f: getattr(spec, f) for f in VARIANT_FIELDS[:-1]},
+                "metric_name": get_task(task).metric_name,
+                "attempted": False,
+                **dict.fromkeys(_COUNTS, 0),
+                **dict.fromkeys(_RATES, nan),
             }
         )
-    if not rows:
-        return pd.DataFrame({c: pd.Series(dtype=float) for c in cols})
-    df = pd.DataFrame(rows)[cols]
-    df["clip_norm"] = pd.to_numeric(df["clip_norm"], errors="coerce").astype(float)
-    df["hidden_size"] = pd.to_numeric(df["hidden_size"], errors="coerce").astype("Int64")
-    return _typed_keys(df)
+    return rows
 
 
 def _run_files(run_dirs: Iterable[str | Path], name: str, columns: list[str]) -> pd.DataFrame:
@@ -478,8 +554,10 @@ def decay_table(init_profiles: pd.DataFrame, train_profiles: pd.DataFrame) -> pd
         if not len(df):
             continue
         for key, g in df.groupby(keys, sort=True):
-            d, gn = _profile_points(g)
-            h, censored = _horizon(g, HORIZON_RATIO)
+            d = pd.to_numeric(g["distance"], errors="coerce").astype(float)
+            gn = pd.to_numeric(g["grad_h"], errors="coerce").astype(float)
+            points = d[(d >= 0) & np.isfinite(gn) & (gn > 0)]
+            h, censored = horizon(g)
             start = g.loc[g["distance"] == 0, "grad_h"]
             rows.append(
                 {
@@ -488,9 +566,10 @@ def decay_table(init_profiles: pd.DataFrame, train_profiles: pd.DataFrame) -> pd
                     "decay_rate": decay_rate(g),
                     "horizon": h,
                     "horizon_censored": censored,
-                    "max_distance": float(d.max()) if d.size else math.nan,
+                    "max_distance": float(points.max()) if len(points) else math.nan,
                     "grad_h_start": float(start.iloc[0]) if len(start) else math.nan,
-                    "n_points": int(d.size),
+                    "n_points": len(points),
+                    **bound_summary(g),
                 }
             )
     cols = [
@@ -503,6 +582,8 @@ def decay_table(init_profiles: pd.DataFrame, train_profiles: pd.DataFrame) -> pd
         "max_distance",
         "grad_h_start",
         "n_points",
+        "bound_share",
+        "bound_pairs",
     ]
     if not rows:
         return pd.DataFrame({c: pd.Series(dtype=float) for c in cols})
@@ -515,10 +596,20 @@ def decay_table(init_profiles: pd.DataFrame, train_profiles: pd.DataFrame) -> pd
 
 
 def _read_benchmark(path: Path) -> dict:
-    m = _BENCH_PATH.search(Path(path).as_posix())
+    """One benchmark file as a row: its job's keys, wall and CPU seconds, peak memory.
+
+    Snakemake samples a job's CPU time, every 0.5 s for 15 s and then every 30 s, and
+    keeps the last sample, so its `cpu_time` (kept as bench_cpu_seconds) misses up to 30 s
+    at the end of a job. A job may write its own count (getrusage) beside the file, in
+    `{name}.usage.json`, which misses only the interpreter's exit: cpu_seconds is the
+    larger of the two lower bounds.
+    """
+    posix = Path(path).as_posix()
+    m = _BENCH_RUN.search(posix) or _BENCH_JOB.search(posix)
     if m is None:
         raise InputError(
-            f"{path}: benchmark path must end in {{task}}/T{{length}}/{{variant}}/seed{{seed}}.tsv"
+            f"{path}: benchmark path must end in {{task}}/T{{length}}/{{variant}}.tsv "
+            "(a train job) or {task}/T{length}/{variant}/seed{seed}.tsv (one run)"
         )
     try:
         df = pd.read_csv(_require(Path(path)), sep="\t")
@@ -529,21 +620,35 @@ def _read_benchmark(path: Path) -> dict:
     missing = [c for c in BENCH_COLUMNS if c not in df.columns]
     if missing or not len(df):
         raise InputError(f"{path} lacks column(s) {missing} or rows")
-    row = {k: m[k] for k in RUN_KEYS}
+    row = {k: v for k, v in m.groupdict().items() if v is not None}
     for src, dst in BENCH_COLUMNS.items():
         row[dst] = float(pd.to_numeric(df[src], errors="coerce").mean())
+    row["bench_cpu_seconds"] = row["cpu_seconds"]
+    usage = Path(path).with_suffix(".usage.json")
+    if usage.is_file():
+        try:
+            own = float(json.loads(usage.read_text())["cpu_seconds"])
+            row["cpu_seconds"] = max(own, row["bench_cpu_seconds"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise InputError(f"cannot read {usage}: {err!r}") from None
     return row
 
 
-def cost_table(runs: pd.DataFrame, benchmark_files: Iterable[str | Path] = ()) -> pd.DataFrame:
-    """Speed and memory per task, cell, variant and length.
+JOB_KEYS = ["task", "length", "variant"]
 
-    From the summaries: steps per second and wall seconds (means over seeds); from
-    Snakemake's benchmark files, when given: wall and CPU seconds of the whole job
-    and the peak resident memory (MB).
+
+def cost_table(runs: pd.DataFrame, benchmark_files: Iterable[str | Path] = ()) -> pd.DataFrame:
+    """Speed and memory per task, cell, variant and length (one train job of all its seeds).
+
+    From the summaries: runs, steps per second and wall seconds (means over seeds);
+    from Snakemake's benchmark files, when given: per train job, its wall and CPU
+    seconds (CPU from the job's own count where it wrote one, see `_read_benchmark`) and
+    peak resident memory (MB), means over the cell's jobs (`jobs`: one when a job trains
+    every seed, one per run in older grids); cpu_seconds_per_run: all its jobs' CPU
+    seconds over its runs.
     """
     bench = pd.DataFrame([_read_benchmark(Path(p)) for p in benchmark_files])
-    bench_cols = list(BENCH_COLUMNS.values())
+    bench_cols = [*BENCH_COLUMNS.values(), "bench_cpu_seconds"]
     cols = [
         "task",
         "cell",
@@ -556,18 +661,15 @@ def cost_table(runs: pd.DataFrame, benchmark_files: Iterable[str | Path] = ()) -
         "seconds_per_step",
         "wall_seconds",
         "steps_done",
+        "jobs",
         *bench_cols,
+        "cpu_seconds_per_run",
     ]
     if not len(runs):
         return pd.DataFrame({c: pd.Series(dtype=float) for c in cols})
     df = runs[
         [*RUN_KEYS, "cell", "device", "threads", "steps_per_second", "wall_seconds", "steps_done"]
     ].copy()
-    if len(bench):
-        df = df.merge(_typed_keys(bench), on=RUN_KEYS, how="left")
-    else:
-        for c in bench_cols:
-            df[c] = math.nan
     df["seconds_per_step"] = 1.0 / df["steps_per_second"].astype(float)
     df["steps_done"] = df["steps_done"].astype(float)
     out = (
@@ -580,10 +682,31 @@ def cost_table(runs: pd.DataFrame, benchmark_files: Iterable[str | Path] = ()) -
             seconds_per_step=("seconds_per_step", "mean"),
             wall_seconds=("wall_seconds", "mean"),
             steps_done=("steps_done", "mean"),
-            **{c: (c, "mean") for c in bench_cols},
         )
         .reset_index()
     )
+    if len(bench):
+        if "seed" in bench.columns:  # per-run files: only those of runs in the table
+            per_run = _typed_keys(bench[bench["seed"].notna()].copy())
+            keep = per_run.merge(df[RUN_KEYS], on=RUN_KEYS, how="inner").drop(columns="seed")
+            bench = pd.concat([bench[bench["seed"].isna()].drop(columns="seed"), keep])
+        bench = _typed_keys(bench.reset_index(drop=True))
+        jobs = (
+            bench.groupby(JOB_KEYS, sort=True)
+            .agg(
+                jobs=("bench_seconds", "size"),
+                cpu_total=("cpu_seconds", "sum"),
+                **{c: (c, "mean") for c in bench_cols},
+            )
+            .reset_index()
+        )
+        out = out.merge(_typed_keys(jobs), on=JOB_KEYS, how="left")
+        out["cpu_seconds_per_run"] = out["cpu_total"] / out["runs"]
+        out["jobs"] = out["jobs"].fillna(0).astype("int64")
+    else:
+        for c in [*bench_cols, "cpu_seconds_per_run"]:
+            out[c] = math.nan
+        out["jobs"] = 0
     return _typed_keys(out[cols])
 
 
@@ -634,16 +757,19 @@ def build_tables(
     runs = runs_table(run_dirs)
     init = init_profiles_table(probe_files)
     train = train_profiles_table(run_dirs)
+    success = success_table(runs, config)
+    decay = decay_table(init, train)
     tables = {
         "runs": runs,
-        "success": success_table(runs),
+        "success": success,
         "curves": curves_table(run_dirs),
         "init_profiles": init,
         "train_profiles": train,
-        "decay": decay_table(init, train),
+        "decay": decay,
         "spectra": spectra_table(run_dirs),
         "cost": cost_table(runs, benchmark_files),
         "variants": variants_table(config, runs),
+        "critical": critical_table(success, decay, runs),
     }
     assert tuple(tables) == TABLES
     return tables

@@ -31,6 +31,7 @@ __all__ = [
     "variant_specs",
     "train_grid",
     "probe_grid",
+    "train_steps",
     "config_hash",
     "GridPoint",
     "run_spec",
@@ -109,6 +110,10 @@ def _describe(error: jsonschema.ValidationError) -> str:
             "^[a-z][a-z0-9_]*$ (lower-case letters, digits and _, starting with a letter)"
         )
     if error.validator in ("oneOf", "anyOf"):
+        # a mapping given where a mapping is allowed failed inside it: say where
+        inner = [e for e in error.context or () if e.validator != "type"]
+        if inner and isinstance(error.instance, dict):
+            return _describe(min(inner, key=lambda e: len(list(e.relative_schema_path))))
         allowed = " or ".join(_allowed(s) for s in error.validator_value)
         return f"{where}: {error.instance!r} is not allowed; allowed values are {allowed}"
     if error.validator == "minProperties":
@@ -146,6 +151,9 @@ def _allowed(schema: dict) -> str:
     kind = schema.get("type", "value")
     if kind == "null":
         return "null"
+    if kind == "object":
+        keys = sorted(schema.get("properties", {}))
+        return "a mapping" + (f" with keys from {keys}" if keys else "")
     bounds = [
         f"{op} {schema[key]}"
         for key, op in (
@@ -156,7 +164,8 @@ def _allowed(schema: dict) -> str:
         )
         if key in schema
     ]
-    return f"a {kind}" + (f" {' and '.join(bounds)}" if bounds else "")
+    article = "an" if kind[0] in "aeiou" else "a"
+    return f"{article} {kind}" + (f" {' and '.join(bounds)}" if bounds else "")
 
 
 def _non_finite(value: Any, where: str = "") -> str | None:
@@ -222,6 +231,20 @@ def check_config(cfg: Any, source: str = "config") -> dict:
                     f"{source}: {section}.variants names unknown variant {name!r}; "
                     f"defined variants are {sorted(specs)}"
                 )
+    for task, lengths in cfg["train"]["tasks"].items():
+        if any(b <= a for a, b in zip(lengths, lengths[1:], strict=False)):
+            raise ConfigError(
+                f"{source}: train.tasks.{task}: lengths must increase (the sweep tries them "
+                f"in order, each once the one before is solved), got {lengths}"
+            )
+    steps = cfg["train"]["steps"]
+    if isinstance(steps, dict):
+        missing = sorted(set(cfg["train"]["tasks"]) - set(steps))
+        if missing:
+            raise ConfigError(
+                f"{source}: train.steps: no step budget for trained task(s) {missing}; "
+                f"give one per task or a single number, got {steps}"
+            )
     for section in ("train", "probes"):
         for task, lengths in cfg[section]["tasks"].items():
             for name in _variants(cfg, section):
@@ -275,6 +298,18 @@ def train_grid(cfg: dict) -> list[GridPoint]:
     ]
 
 
+def train_steps(cfg: dict, task: str) -> int:
+    """The step budget of a task's runs: `train.steps`, a number or a task -> number mapping."""
+    steps = cfg["train"]["steps"]
+    if not isinstance(steps, dict):
+        return int(steps)
+    if task not in steps:
+        raise ConfigError(
+            f"train.steps has no step budget for task {task!r}; it has {sorted(steps)}"
+        )
+    return int(steps[task])
+
+
 def probe_grid(cfg: dict) -> list[GridPoint]:
     """Every probe-at-initialisation job (all seeds of a point go in one job)."""
     return [
@@ -312,17 +347,19 @@ def run_spec(cfg: dict, point: GridPoint, *, threads: int = 1, **overrides) -> R
     settings = {
         key: train[key]
         for key in (
-            "steps",
             "batch_size",
             "lr",
             "eval_every",
             "eval_size",
+            "test_size",
             "final_k",
             "probe_every",
             "probe_batch",
             "checkpoint_every",
         )
     }
+    if overrides.get("steps") is None:
+        settings["steps"] = train_steps(cfg, point.task)
     settings.update({k: v for k, v in overrides.items() if v is not None})
     return RunSpec(
         task=point.task,

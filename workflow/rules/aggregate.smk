@@ -1,13 +1,11 @@
 # Every run, probe and benchmark file -> tidy tables (parquet, with a CSV twin each).
+# The runs are those the length sweep trained: one input function per task and variant
+# (common.smk) waits on that variant's checkpoints, so the list grows as results arrive.
 
 
 rule aggregate:
     input:
-        summaries=run_files("summary.json"),
-        curves=run_files("curve.parquet"),
-        gradients=run_files("gradients.parquet"),
-        spectra=run_files("spectra.parquet"),
-        benchmarks=train_benchmarks(),
+        **sweep_inputs(),
         probes=init_probe_files(),
     output:
         parquet=expand("results/tables/{table}.parquet", table=TABLES),

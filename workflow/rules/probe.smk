@@ -1,22 +1,26 @@
 # Gradient probes at initialisation: no training, many seeds, long lengths (cheap).
+# One job per variant probes every task and length of `probes.tasks`, one file each.
 
 
 rule probe_init:
     output:
-        "results/probes/{task}/T{length}/{variant}.parquet",
+        files=probe_outputs(),
+        usage="results/benchmarks/probe_init/{variant}.usage.json",
     log:
-        "results/logs/probe_init/{task}/T{length}/{variant}.log",
+        "results/logs/probe_init/{variant}.log",
     benchmark:
-        "results/benchmarks/probe_init/{task}/T{length}/{variant}.tsv"
+        "results/benchmarks/probe_init/{variant}.tsv"
     conda:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=1500,
+        mem_mb=probe_mem_mb,
         runtime=probe_runtime,
     params:
+        points=PROBE_POINTS,
         seeds=CFG["probes"]["seeds"],
         batch_size=CFG["probes"]["batch_size"],
+        jac_examples=CFG["probes"]["jac_examples"],
         device=CFG["device"],
     script:
         "../scripts/probe_init.py"

@@ -1,17 +1,21 @@
-# One training run per task, length, variant and seed. The checkpoint lives outside the
-# declared outputs, so a killed job resumes from it when Snakemake reruns the job.
+# Training: one job per task, length and variant runs all its seeds, one after another.
+# The job is a checkpoint: the sweep (common.smk, rnngrad.sweep) reads its seeds'
+# statuses to decide whether the variant goes on to the next length, so the DAG grows
+# as results arrive. Each run's checkpoint file lives outside the declared outputs, so
+# a killed job resumes its unfinished run when Snakemake reruns the job.
 
 
-rule train:
+checkpoint train:
     output:
-        summary=f"{RUN_DIR}/summary.json",
-        curve=f"{RUN_DIR}/curve.parquet",
-        gradients=f"{RUN_DIR}/gradients.parquet",
-        spectra=f"{RUN_DIR}/spectra.parquet",
+        summaries=seed_files("summary.json"),
+        curves=seed_files("curve.parquet"),
+        gradients=seed_files("gradients.parquet"),
+        spectra=seed_files("spectra.parquet"),
+        usage="results/benchmarks/train/{task}/T{length}/{variant}.usage.json",
     log:
-        "results/logs/train/{task}/T{length}/{variant}/seed{seed}.log",
+        "results/logs/train/{task}/T{length}/{variant}.log",
     benchmark:
-        "results/benchmarks/train/{task}/T{length}/{variant}/seed{seed}.tsv"
+        TRAIN_BENCHMARK
     conda:
         "../../environment.yml"
     threads: 1
@@ -19,8 +23,9 @@ rule train:
         mem_mb=train_mem_mb,
         runtime=train_runtime,
     params:
-        checkpoint="results/checkpoints/{task}/T{length}/{variant}/seed{seed}.pt",
-        # the run's own settings: editing another part of the config reruns nothing here
-        run=run_identity,
+        seeds=SEEDS,
+        checkpoints="results/checkpoints/{task}/T{length}/{variant}",
+        # the runs' own settings: editing another part of the config reruns nothing here
+        runs=cell_identity,
     script:
         "../scripts/train.py"

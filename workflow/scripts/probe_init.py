@@ -1,24 +1,36 @@
-"""Rule probe_init: gradient profiles at initialisation over seeds (logic in rnngrad.probes)."""
+"""Rule probe_init: one variant's gradient profiles at initialisation, every task and length
+(logic in rnngrad.probes)."""
+
+import resource
 
 import torch
 
 from rnngrad.config import variant_specs
-from rnngrad.io import log_to, write_parquet
+from rnngrad.io import log_to, write_json, write_parquet
 from rnngrad.probes import init_probe
 from rnngrad.train import resolve_device
 
-w = snakemake.wildcards
+variant = snakemake.wildcards.variant
 with log_to(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)
-    df = init_probe(
-        w.task,
-        int(w.length),
-        w.variant,
-        variant_specs(snakemake.config)[w.variant],
-        snakemake.params.seeds,
-        snakemake.params.batch_size,
-        device=resolve_device(snakemake.params.device),
-        # float64: a vanilla RNN's float32 gradient underflows to 0 within a few hundred steps
-        dtype=torch.float64,
+    spec = variant_specs(snakemake.config)[variant]
+    for (task, length), path in zip(snakemake.params.points, snakemake.output.files, strict=True):
+        df = init_probe(
+            task,
+            length,
+            variant,
+            spec,
+            snakemake.params.seeds,
+            snakemake.params.batch_size,
+            device=resolve_device(snakemake.params.device),
+            # float64: a vanilla RNN's float32 gradient underflows to 0 within a few hundred steps
+            dtype=torch.float64,
+            jac_examples=snakemake.params.jac_examples,
+        )
+        write_parquet(path, df)
+    # The job's own CPU count: Snakemake's benchmark file samples it and misses the tail.
+    cpu = sum(
+        r.ru_utime + r.ru_stime
+        for r in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     )
-    write_parquet(snakemake.output[0], df)
+    write_json(snakemake.output.usage, {"cpu_seconds": cpu})
