@@ -1,0 +1,174 @@
+"""Helpers the findings share: column guards, variant look-up by settings, statistics."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+RUN_KEYS = ["task", "length", "variant", "seed"]
+# settings that make two variants the same model (clip_norm apart)
+VARIANT_KEYS = ["cell", "init", "constraint", "hidden_size", "lr", "r_min", "r_max", "max_phase"]
+
+
+def ensure(df: pd.DataFrame | None, columns: Mapping[str, object]) -> pd.DataFrame:
+    """`df` (an empty frame for None) with every column of `columns`, missing ones filled
+    with their default: the tables may come from an older aggregate."""
+    df = pd.DataFrame() if df is None else df
+    missing = {c: v for c, v in columns.items() if c not in df.columns}
+    if missing:
+        df = df.assign(
+            **{
+                c: pd.Series([v] * len(df), index=df.index, dtype=object if v is None else None)
+                for c, v in missing.items()
+            }
+        )
+    return df
+
+
+def longest(df: pd.DataFrame) -> dict[str, int]:
+    """The longest length per task of a frame with task and length columns."""
+    if not len(df):
+        return {}
+    return {str(t): int(g["length"].max()) for t, g in df.groupby("task", sort=True)}
+
+
+def at_longest(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows at the longest length of their task."""
+    if not len(df):
+        return df
+    return df[df["length"] == df["task"].map(longest(df))]
+
+
+def settings(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per variant with its settings (from the runs or the variants table)."""
+    cols = [c for c in ["variant", *VARIANT_KEYS, "clip_norm"] if c in frame.columns]
+    if not len(frame) or "variant" not in frame.columns:
+        return pd.DataFrame(columns=["variant", *VARIANT_KEYS, "clip_norm"])
+    out = frame[cols].drop_duplicates("variant").sort_values("variant", ignore_index=True)
+    out = ensure(out, {c: None for c in VARIANT_KEYS})
+    out = ensure(out, {"init": "default", "constraint": "none", "clip_norm": math.nan})
+    return out
+
+
+def same_value(a, b) -> bool:
+    """Equality where two missing values are equal (NaN, None, NA)."""
+    a_missing, b_missing = bool(pd.isna(a)), bool(pd.isna(b))
+    if a_missing or b_missing:
+        return a_missing and b_missing
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return str(a) == str(b)
+
+
+def find_variant(
+    variants: pd.DataFrame,
+    cell: str,
+    init: str = "default",
+    constraint: str = "none",
+    clipped: bool | None = False,
+    like: str | None = None,
+) -> str | None:
+    """The name of the variant with these settings, or None.
+
+    clipped=None accepts either, preferring no clipping. Among several, the one with
+    the width of `like` (a variant name) first, else the commonest width, then by name.
+    """
+    v = settings(variants)
+    if not len(v):
+        return None
+    hit = v[(v["cell"] == cell) & (v["init"] == init) & (v["constraint"] == constraint)]
+    if clipped is not None:
+        hit = hit[hit["clip_norm"].notna() == clipped]
+    if not len(hit):
+        return None
+    widths = v["hidden_size"].dropna()
+    if like is not None and like in set(v["variant"]):
+        width = v.loc[v["variant"] == like, "hidden_size"].iloc[0]
+    else:
+        width = widths.mode().iloc[0] if len(widths) else None
+    hit = hit.assign(
+        _width=[0 if same_value(h, width) else 1 for h in hit["hidden_size"]],
+        _clip=hit["clip_norm"].notna().astype(int),
+    )
+    return str(hit.sort_values(["_width", "_clip", "variant"])["variant"].iloc[0])
+
+
+def wilson(successes: float, n: float, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson score interval of a proportion (NaN for n = 0)."""
+    if not n:
+        return math.nan, math.nan
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def spearman(x: Iterable[float], y: Iterable[float]) -> float:
+    """Spearman's rank correlation (average ranks for ties, +inf ranks highest); NaN
+    with fewer than three pairs or a constant rank."""
+    x, y = np.asarray(list(x), dtype=float), np.asarray(list(y), dtype=float)
+    ok = ~(np.isnan(x) | np.isnan(y))
+    x, y = _ranks(x[ok]), _ranks(y[ok])
+    if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return math.nan
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def _ranks(a: np.ndarray) -> np.ndarray:
+    # average ranks (1-based) with ties sharing their mean rank; +inf ranks highest
+    _, inverse, counts = np.unique(a, return_inverse=True, return_counts=True)
+    return (np.cumsum(counts) - (counts - 1) / 2)[inverse]
+
+
+def bootstrap_spearman(
+    x: Iterable[float], y: Iterable[float], n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of `spearman` over resampled pairs (a fixed
+    generator); NaN when fewer than half the resamples give a defined correlation."""
+    x, y = np.asarray(list(x), dtype=float), np.asarray(list(y), dtype=float)
+    if len(x) < 3:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    stats = []
+    for _ in range(n_boot):
+        i = rng.integers(0, len(x), len(x))
+        r = spearman(x[i], y[i])
+        if np.isfinite(r):
+            stats.append(r)
+    if len(stats) < n_boot / 2:
+        return math.nan, math.nan
+    tail = (1 - level) / 2
+    return float(np.quantile(stats, tail)), float(np.quantile(stats, 1 - tail))
+
+
+def censored_median(values: Iterable[float], censored: Iterable[bool]) -> tuple[float, bool]:
+    """The lower median of values of which some are lower bounds (censored).
+
+    Censored values sort above every observed one; when the median falls on one, the
+    result is that lower bound and the flag says so. NaN values are dropped.
+    """
+    v = np.asarray(list(values), dtype=float)
+    c = np.asarray(list(censored), dtype=bool)
+    ok = np.isfinite(v)
+    v, c = v[ok], c[ok]
+    if not v.size:
+        return math.nan, False
+    order = np.lexsort((v, c))  # observed first, then censored, each by value
+    k = order[(v.size - 1) // 2]
+    return float(v[k]), bool(c[k])
+
+
+def pick(df: pd.DataFrame, **equal) -> dict:
+    """The first row of `df` whose columns equal the given values, as a dict ({} when
+    none does, so `.get` gives None)."""
+    if df is None or not len(df):
+        return {}
+    mask = pd.Series(True, index=df.index)
+    for k, v in equal.items():
+        mask &= df[k] == v
+    hit = df[mask]
+    return hit.iloc[0].to_dict() if len(hit) else {}

@@ -1,0 +1,297 @@
+"""What training achieved: outcomes per length, the critical length, and whether the
+measured gradient horizon predicts it; the step budget the runs had.
+
+The held-out test metric decides a run's status (rnngrad.train); the success and
+critical tables (rnngrad.aggregate, rnngrad.sweep) count it. Cells of the grid that
+the adaptive sweep never trained are "not attempted", never failures.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from rnngrad.findings._common import bootstrap_spearman, ensure, spearman, wilson
+
+__all__ = [
+    "Overview",
+    "training_overview",
+    "success_by_length",
+    "critical_length",
+    "horizon_predicts_critical",
+    "Budget",
+    "budget",
+]
+
+SUCCESS_COLUMNS = {
+    "attempted": True,
+    "seeds": 0,
+    "solved": 0,
+    "unsolved": 0,
+    "diverged": 0,
+    "stopped_early": 0,
+    "solved_rate": math.nan,
+    "solved_rate_ci_low": math.nan,
+    "solved_rate_ci_high": math.nan,
+    "metric_name": None,
+    "test_metric_mean": math.nan,
+    "test_metric_ci_low": math.nan,
+    "test_metric_ci_high": math.nan,
+    "test_loss_ratio_mean": math.nan,
+    "test_loss_ratio_median": math.nan,
+    "steps_to_solve_median": math.nan,
+    "cell": None,
+}
+RUN_COLUMNS = {
+    "status": None,
+    "stopped_early": False,
+    "test_metric": math.nan,
+    "diverged_at": math.nan,
+}
+CRITICAL_COLUMNS = {
+    "cell": None,
+    "lengths": "",
+    "longest_attempted": math.nan,
+    "critical_length": math.nan,
+    "censored": False,
+    "first_failure": math.nan,
+    "seed_critical_min": math.nan,
+    "seed_critical_max": math.nan,
+    "horizon_length": math.nan,
+    **{
+        f"horizon_{p}_{s}": math.nan
+        for p in ("init", "final")
+        for s in ("median", "q1", "q3", "censored")
+    },
+}
+
+
+@dataclass
+class Overview:
+    """The training grid in counts (runs, their statuses, cells attempted or not)."""
+
+    runs: int = 0
+    solved: int = 0
+    unsolved: int = 0
+    diverged: int = 0
+    variants: int = 0
+    tasks: list[str] = field(default_factory=list)
+    seeds_min: int = 0
+    seeds_max: int = 0
+    cells: int = 0
+    cells_attempted: int = 0
+    cells_not_attempted: int = 0
+    stopped_early_unsolved: int = 0
+    diverged_runs: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def training_overview(runs: pd.DataFrame, success: pd.DataFrame) -> Overview:
+    """Counts of the training grid: runs by status, cells (task, length, variant) of
+    the grid attempted and not attempted, runs that stopped early on the evaluation
+    batch but failed the test batch, and the diverged runs (task, length, variant,
+    seed, diverged_at)."""
+    r = ensure(runs, {"task": None, "variant": None, "seed": None, **RUN_COLUMNS})
+    s = ensure(success, {"task": None, **SUCCESS_COLUMNS})
+    status = r["status"].astype(str)
+    seeds = r.groupby(["task", "length", "variant"])["seed"].nunique() if len(r) else pd.Series([0])
+    attempted = s["attempted"].astype(bool) if len(s) else pd.Series(dtype=bool)
+    div = r[status == "diverged"]
+    return Overview(
+        runs=len(r),
+        solved=int((status == "solved").sum()),
+        unsolved=int((status == "unsolved").sum()),
+        diverged=int((status == "diverged").sum()),
+        variants=int(r["variant"].nunique()),
+        tasks=sorted(r["task"].dropna().astype(str).unique()),
+        seeds_min=int(seeds.min()),
+        seeds_max=int(seeds.max()),
+        cells=len(s),
+        cells_attempted=int(attempted.sum()),
+        cells_not_attempted=int((~attempted).sum()),
+        stopped_early_unsolved=int(
+            (r["stopped_early"].fillna(False).astype(bool) & (status == "unsolved")).sum()
+        ),
+        diverged_runs=div[["task", "length", "variant", "seed", "diverged_at"]].reset_index(
+            drop=True
+        )
+        if len(div)
+        else pd.DataFrame(columns=["task", "length", "variant", "seed", "diverged_at"]),
+    )
+
+
+def success_by_length(success: pd.DataFrame) -> pd.DataFrame:
+    """Outcome per task, length and variant on the held-out test batch.
+
+    Returns the success table's rows with `outcome`: "solved" (a majority of seeds
+    solved), "failed" (attempted, no majority) or "not attempted" (the adaptive sweep
+    never trained it: its rates stay NaN and it counts as neither). The Wilson
+    interval of the solved rate is the table's, or computed here when absent.
+    """
+    s = ensure(success, SUCCESS_COLUMNS)
+    if not len(s):
+        return s.assign(outcome=pd.Series(dtype=object))
+    s = s.copy()
+    attempted = s["attempted"].astype(bool) & (s["seeds"].astype(float) > 0)
+    majority = s["solved"].astype(float) > s["seeds"].astype(float) / 2
+    s["outcome"] = np.where(~attempted, "not attempted", np.where(majority, "solved", "failed"))
+    for i in s.index[attempted & s["solved_rate_ci_low"].isna()]:
+        lo, hi = wilson(float(s.at[i, "solved"]), float(s.at[i, "seeds"]))
+        s.loc[i, ["solved_rate_ci_low", "solved_rate_ci_high"]] = [lo, hi]
+        s.at[i, "solved_rate"] = float(s.at[i, "solved"]) / float(s.at[i, "seeds"])
+    s.loc[
+        ~attempted, ["solved_rate", "solved_rate_ci_low", "solved_rate_ci_high", "test_metric_mean"]
+    ] = math.nan
+    return s.sort_values(["task", "variant", "length"], ignore_index=True)
+
+
+def critical_length(critical: pd.DataFrame) -> pd.DataFrame:
+    """The critical length per task and variant, longest first.
+
+    The critical table's rows (rnngrad.sweep.critical_table) with `reach`: the
+    critical length as a number for sorting and ranking, 0 when even the first
+    length failed, +inf when the variant solved the whole grid (censored).
+    """
+    c = ensure(critical, {"task": None, "variant": None, **CRITICAL_COLUMNS})
+    if not len(c):
+        return c.assign(reach=pd.Series(dtype=float))
+    c = c.copy()
+    reach = c["critical_length"].astype(float).fillna(0.0)
+    c["reach"] = reach.where(~c["censored"].fillna(False).astype(bool), math.inf)
+    return c.sort_values(
+        ["task", "reach", "variant"], ascending=[True, False, True], ignore_index=True
+    )
+
+
+def _grid_lengths(text) -> list[int]:
+    if isinstance(text, list | tuple):
+        return [int(x) for x in text]
+    return [int(x) for x in str(text or "").replace(" ", "").split(",") if x]
+
+
+def horizon_predicts_critical(
+    critical: pd.DataFrame, phase: str = "init", n_boot: int = 2000, seed: int = 0
+) -> pd.DataFrame:
+    """Does the gradient horizon (at init, or after training) predict the critical length?
+
+    Per task, across variants: Spearman's rank correlation between the horizon's
+    median over seeds (at the longest attempted length; a censored median ranks above
+    every measured one) and the critical length (`reach` of `critical_length`), with a
+    percentile bootstrap interval over variants (fixed generator). And the agreement
+    of "horizon >= T" with "solved at T" over every grid length T up to the longest
+    attempted (solved at T: T <= critical length).
+
+    Returns one row per task: phase, variants (with both numbers), rho, rho_low,
+    rho_high, agreement (share of (variant, T) pairs), pairs, and verdict: "predicts"
+    (interval above 0), "inverse" (below 0), "no evidence" (interval holds 0) or
+    "undetermined" (fewer than three variants, or no interval).
+    """
+    if phase not in ("init", "final"):
+        raise ValueError(f"unknown phase {phase!r}; options are ['init', 'final']")
+    cols = [
+        "task",
+        "phase",
+        "variants",
+        "rho",
+        "rho_low",
+        "rho_high",
+        "agreement",
+        "pairs",
+        "verdict",
+    ]
+    c = critical_length(critical)
+    rows = []
+    for task, g in c.groupby("task", sort=True):
+        h = g[f"horizon_{phase}_median"].astype(float)
+        cens = g[f"horizon_{phase}_censored"].astype(float).fillna(0) >= 0.5
+        horizon = h.where(~cens, math.inf)
+        ok = h.notna()
+        x, y = horizon[ok].to_numpy(), g.loc[ok, "reach"].to_numpy(float)
+        rho = spearman(x, y)
+        lo, hi = (
+            bootstrap_spearman(x, y, n_boot=n_boot, seed=seed)
+            if np.isfinite(rho)
+            else (math.nan, math.nan)
+        )
+        hits = []
+        for r, hz in zip(g[ok].itertuples(), horizon[ok], strict=True):
+            top = r.longest_attempted if np.isfinite(r.longest_attempted) else math.inf
+            for length in _grid_lengths(r.lengths):
+                if length <= top:
+                    hits.append((hz >= length) == (length <= r.reach))
+        if not np.isfinite(rho) or not np.isfinite(lo):
+            verdict = "undetermined"
+        elif lo > 0:
+            verdict = "predicts"
+        elif hi < 0:
+            verdict = "inverse"
+        else:
+            verdict = "no evidence"
+        rows.append(
+            {
+                "task": task,
+                "phase": phase,
+                "variants": int(ok.sum()),
+                "rho": rho,
+                "rho_low": lo,
+                "rho_high": hi,
+                "agreement": float(np.mean(hits)) if hits else math.nan,
+                "pairs": len(hits),
+                "verdict": verdict,
+            }
+        )
+    return pd.DataFrame(rows, columns=cols)
+
+
+@dataclass
+class Budget:
+    """The training budget of the config (what a run may spend, not what it spent)."""
+
+    steps: dict[str, int] = field(default_factory=dict)  # task -> maximum optimiser steps
+    batch_size: int | None = None
+    lr: float | None = None
+    seeds: list[int] = field(default_factory=list)
+    eval_every: int | None = None
+    eval_size: int | None = None
+    test_size: int | None = None
+    final_k: int | None = None
+    adaptive: bool = True
+    lengths: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def per_task(self) -> bool:
+        """True when the tasks have different step budgets."""
+        return len(set(self.steps.values())) > 1
+
+
+def budget(config: Mapping | None) -> Budget:
+    """The step budget and training settings from the resolved config.
+
+    `train.steps` is an int (every task) or a mapping task -> steps. Never read from
+    the runs: a run that stopped early or diverged spent less than its budget.
+    """
+    train = dict((config or {}).get("train") or {})
+    tasks = {str(t): [int(x) for x in v] for t, v in (train.get("tasks") or {}).items()}
+    steps = train.get("steps")
+    if isinstance(steps, Mapping):
+        per = {str(t): int(v) for t, v in steps.items()}
+    elif steps is None:
+        per = {}
+    else:
+        per = {t: int(steps) for t in tasks}
+    seeds = train.get("seeds") or []
+    return Budget(
+        steps=per,
+        batch_size=train.get("batch_size"),
+        lr=train.get("lr"),
+        seeds=list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds],
+        eval_every=train.get("eval_every"),
+        eval_size=train.get("eval_size"),
+        test_size=train.get("test_size"),
+        final_k=train.get("final_k"),
+        adaptive=bool(train.get("adaptive", True)),
+        lengths=tasks,
+    )

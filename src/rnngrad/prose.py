@@ -1,0 +1,414 @@
+"""Numbers, counts, lists and tables for the report's prose (no torch).
+
+Every value the report prints inline goes through one of these, so a missing value
+reads "n/a" (never nan, None or <NA>), a count agrees with its noun, and a table is
+a Markdown pipe table (a text/html table would make Quarto load scripts from a CDN).
+Plurals and English lists come from `inflect`, tables from pandas' `to_markdown`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import inflect
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "NA",
+    "missing",
+    "fmt",
+    "pct",
+    "counted",
+    "listing",
+    "code",
+    "codes",
+    "interval",
+    "length_bound",
+    "per_decade",
+    "steps_budget",
+    "prediction",
+    "grouped",
+    "reach",
+    "table",
+    "decay_rows",
+    "success_rows",
+    "critical_rows",
+    "mitigation_rows",
+    "clipping_text",
+    "width_text",
+    "constraint_text",
+    "cost_text",
+]
+
+NA = "n/a"
+_ENGINE = inflect.engine()
+_SUPERSCRIPT = str.maketrans(
+    "-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079"
+)
+
+
+def missing(x) -> bool:
+    """True for None, NaN, pandas' NA/NaT and infinities."""
+    if x is None:
+        return True
+    try:
+        if pd.isna(x):
+            return True
+    except (TypeError, ValueError):  # lists, arrays
+        return False
+    return isinstance(x, float | np.floating) and not math.isfinite(float(x))
+
+
+def fmt(x, digits: int = 3, na: str = NA) -> str:
+    """A number for prose: `digits` significant digits, powers of ten in Unicode.
+
+    Example:
+        >>> fmt(0.012345), fmt(12345.6), fmt(1.5), fmt(3.2e-7), fmt(7), fmt(float("nan"))
+        ('0.0123', '12,300', '1.5', '3.20 × 10⁻⁷', '7', 'n/a')
+    """
+    if isinstance(x, str):
+        return x
+    if missing(x):
+        return na
+    if isinstance(x, bool | np.bool_):
+        return "yes" if x else "no"
+    if isinstance(x, int | np.integer):
+        return f"{int(x):,}"
+    x = float(x)
+    if x == 0:
+        return "0"
+    if abs(x) >= 1e6 or abs(x) < 1e-3:
+        mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
+        return f"{mantissa} \u00d7 10{str(int(exponent)).translate(_SUPERSCRIPT)}"
+    if x == round(x) and abs(x) >= 1:
+        return f"{int(round(x)):,}"
+    magnitude = math.floor(math.log10(abs(x)))
+    if magnitude >= digits - 1:  # more integer digits than significant ones
+        return f"{round(x, digits - 1 - magnitude):,.0f}"
+    text = f"{x:,.{max(digits - 1 - magnitude, 0)}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def pct(x, na: str = NA) -> str:
+    """A share as a whole percentage: pct(0.456) == '46%'; 99.96% reads '>99.9%'."""
+    if missing(x):
+        return na
+    x = float(x)
+    if 0.999 < x < 1:
+        return ">99.9%"
+    if 0 < x < 0.001:
+        return "<0.1%"
+    return f"{100 * x:.0f}%"
+
+
+def counted(n, noun: str) -> str:
+    """'1 seed', '3 seeds', 'no runs'; a count given as text (a range) takes the plural."""
+    if isinstance(n, str):
+        return f"{n} {_ENGINE.plural(noun)}"
+    if missing(n):
+        return f"{NA} {_ENGINE.plural(noun)}"
+    n = int(n)
+    return _ENGINE.no(noun, n) if n == 0 else f"{n:,} {_ENGINE.plural(noun, n)}"
+
+
+def listing(items: Iterable, empty: str = "none", conj: str = "and") -> str:
+    """An English list: 'a', 'a and b', 'a, b and c' (no serial comma)."""
+    items = [str(i) for i in items]
+    if not items:
+        return empty
+    return _ENGINE.join(items, conj=conj, final_sep="")
+
+
+def code(name) -> str:
+    """A name as inline code (Markdown); n/a when missing."""
+    return NA if missing(name) else f"`{name}`"
+
+
+def codes(names: Iterable, empty: str = "none") -> str:
+    """An English list of names as inline code."""
+    return listing((code(n) for n in names), empty)
+
+
+def interval(mean, low, high, digits: int = 3) -> str:
+    """'0.52 [0.31, 0.74]'; the interval reads n/a when it is missing (one seed)."""
+    if missing(low) or missing(high):
+        return f"{fmt(mean, digits)} [{NA}]"
+    return f"{fmt(mean, digits)} [{fmt(low, digits)}, {fmt(high, digits)}]"
+
+
+def length_bound(value, censored: bool = False, none: str = "none") -> str:
+    """A length in steps, '≥ v' when censored (a lower bound), `none` when missing."""
+    if missing(value):
+        return none
+    return f"\u2265 {fmt(value)}" if censored else fmt(value)
+
+
+def per_decade(rate) -> str:
+    """A decay rate (slope of log10 norm per step) in words: steps per tenfold fall."""
+    if missing(rate):
+        return NA
+    if rate >= 0:
+        return "does not shrink with distance"
+    return f"shrinks tenfold every {fmt(-1 / float(rate), 2)} steps"
+
+
+def steps_budget(steps: dict) -> str:
+    """A step budget per task: '2,500 steps' when every task has it, else
+    '2,500 steps on adding and 6,000 on copy'."""
+    if not steps:
+        return NA
+    values = set(steps.values())
+    if len(values) == 1:
+        return counted(values.pop(), "step")
+    (t0, v0), *rest = sorted(steps.items())
+    return listing([f"{counted(v0, 'step')} on {t0}", *(f"{fmt(v)} on {t}" for t, v in rest)])
+
+
+VERDICTS = {
+    "predicts": "it predicts them (the interval lies above zero)",
+    "inverse": "longer horizons went with shorter critical lengths (the interval lies below zero)",
+    "no evidence": "the data give no evidence that it predicts them (the interval includes zero)",
+    "undetermined": "the grid has too few variants to tell",
+}
+
+
+def prediction(row) -> str:
+    """One row of findings.horizon_predicts_critical in words: the rank correlation,
+    its bootstrap interval, the verdict and the agreement of horizon >= T with solved."""
+    if row is None or missing(row.get("rho")):
+        return VERDICTS["undetermined"]
+    text = (
+        f"Spearman's ρ = {fmt(row['rho'], 2)} [{fmt(row['rho_low'], 2)}, {fmt(row['rho_high'], 2)}] "
+        f"over {counted(row['variants'], 'variant')}: {VERDICTS[row['verdict']]}"
+    )
+    if not missing(row.get("agreement")):
+        text += (
+            f"; horizon ≥ T agreed with solved at T for {pct(row['agreement'])} of "
+            f"{counted(row['pairs'], '(variant, length) pair')}"
+        )
+    return text
+
+
+def grouped(pairs: Iterable[tuple[str, str]], sep: str = "; ") -> str:
+    """(name, value text) pairs as 'value for `a` and `b`; other for `c`', the values in
+    order of first appearance."""
+    groups: dict[str, list[str]] = {}
+    for name, value in pairs:
+        groups.setdefault(value, []).append(name)
+    return sep.join(f"{value} for {codes(names)}" for value, names in groups.items()) or "none"
+
+
+def _cell(value, digits: int) -> str:
+    if isinstance(value, str):
+        return value
+    return fmt(value, digits)
+
+
+def table(df: pd.DataFrame, digits: int = 3, empty: str = "nothing to show") -> str:
+    """A Markdown pipe table of `df` (index dropped), every value through `fmt`.
+
+    Example:
+        >>> print(table(pd.DataFrame({"variant": ["rnn"], "rate": [float("nan")]})))
+        | variant   | rate   |
+        |:----------|:-------|
+        | rnn       | n/a    |
+    """
+    if df is None or not len(df):
+        return f"| note |\n|:--|\n| {empty} |"
+    shown = pd.DataFrame({c: [_cell(v, digits) for v in df[c].astype(object)] for c in df.columns})
+    return shown.to_markdown(index=False, disable_numparse=True)
+
+
+# ------------------------------------------------- findings as sentences and table rows
+
+
+def reach(x) -> str:
+    """A critical length as `reach` (findings.critical_length): inf reads 'whole grid',
+    0 'none' (even the first length failed)."""
+    if missing(x) and not (isinstance(x, float) and math.isinf(x)):
+        return NA
+    if math.isinf(float(x)):
+        return "whole grid"
+    return "none" if float(x) == 0 else fmt(x)
+
+
+def decay_rows(decay: pd.DataFrame) -> pd.DataFrame:
+    """findings.init_decay rows for a table: horizons with their censoring."""
+    if not len(decay):
+        return decay
+    d = decay.assign(
+        horizon=[
+            length_bound(h, c)
+            for h, c in zip(decay["horizon"], decay["horizon_censored"], strict=True)
+        ]
+    )
+    cols = {"censored_share": "censored", "bound_share": "bound held", "tenfold": "steps per 10x"}
+    return d[
+        [
+            "task",
+            "length",
+            "variant",
+            "seeds",
+            "rate",
+            "tenfold",
+            "horizon",
+            "censored_share",
+            "bound_share",
+        ]
+    ].rename(columns=cols)
+
+
+def success_rows(success: pd.DataFrame) -> pd.DataFrame:
+    """findings.success_by_length rows for a table: solved/seeds (or not attempted),
+    the rate and test metric with their intervals."""
+    if not len(success):
+        return success
+    s = success
+    out = pd.DataFrame(
+        {
+            "task": s["task"],
+            "T": s["length"],
+            "variant": s["variant"],
+            "solved": [
+                f"{int(a)}/{int(b)}" if o != "not attempted" else o
+                for a, b, o in zip(s["solved"], s["seeds"], s["outcome"], strict=True)
+            ],
+            "rate [95% CI]": [
+                interval(*v, digits=2)
+                for v in zip(
+                    s["solved_rate"], s["solved_rate_ci_low"], s["solved_rate_ci_high"], strict=True
+                )
+            ],
+            "diverged": s["diverged"],
+            "test metric [CI]": [
+                f"{n}: {interval(*v)}" if isinstance(n, str) else interval(*v)
+                for n, *v in zip(
+                    s["metric_name"],
+                    s["test_metric_mean"],
+                    s["test_metric_ci_low"],
+                    s["test_metric_ci_high"],
+                    strict=True,
+                )
+            ],
+            "loss / baseline": s["test_loss_ratio_median"],
+            "steps to solve": s["steps_to_solve_median"],
+        }
+    )
+    return out
+
+
+def critical_rows(critical: pd.DataFrame) -> pd.DataFrame:
+    """findings.critical_length rows for a table."""
+    if not len(critical):
+        return critical
+    c = critical
+    out = {
+        "task": c["task"],
+        "variant": c["variant"],
+        "critical length": [
+            length_bound(v, k, "none")
+            for v, k in zip(c["critical_length"], c["censored"].astype(bool), strict=True)
+        ],
+        "seeds": [
+            f"{fmt(a)}–{fmt(b)}"
+            for a, b in zip(c["seed_critical_min"], c["seed_critical_max"], strict=True)
+        ],
+        "horizons at T": c["horizon_length"],
+    }
+    for phase, label in (("init", "horizon at init"), ("final", "after training")):
+        out[label] = [
+            length_bound(m, f >= 0.5)
+            for m, f in zip(
+                c[f"horizon_{phase}_median"], c[f"horizon_{phase}_censored"].fillna(0), strict=True
+            )
+        ]
+    return pd.DataFrame(out)
+
+
+def mitigation_rows(gains: pd.DataFrame) -> pd.DataFrame:
+    """findings.mitigation_gains rows for a table: remedy against baseline side by side."""
+    if not len(gains):
+        return gains
+    g = gains
+    return pd.DataFrame(
+        {
+            "remedy": g["remedy"],
+            "variant vs baseline": [
+                f"{a} vs {b}" for a, b in zip(g["variant"], g["baseline"], strict=True)
+            ],
+            "task": g["task"],
+            "runs solved": [
+                f"{a}/{n} vs {b}/{n}" if n else NA
+                for a, b, n in zip(g["solved"], g["solved_base"], g["pairs"], strict=True)
+            ],
+            "critical length": [
+                f"{reach(a)} vs {reach(b)}"
+                for a, b in zip(g["critical"], g["critical_base"], strict=True)
+            ],
+            "decay rate at init": [
+                f"{fmt(a)} vs {fmt(b)}" for a, b in zip(g["rate"], g["rate_base"], strict=True)
+            ],
+        }
+    )
+
+
+def clipping_text(clip: pd.DataFrame) -> str:
+    """findings.clipping_effect as sentences (Markdown)."""
+    if not len(clip):
+        return "The training grid has no variant with gradient clipping."
+    out = []
+    for r in clip.itertuples():
+        text = f"{code(r.variant)} clipped {pct(r.clipped_share)} of its steps at threshold {fmt(r.clip_norm)}"
+        if isinstance(r.twin, str):
+            text += (
+                f"; against {code(r.twin)} on the same {counted(r.pairs, 'run')} it solved "
+                f"{fmt(r.solved)} against {fmt(r.solved_twin)}, and diverged {fmt(r.diverged)} "
+                f"times against {fmt(r.diverged_twin)}"
+            )
+        else:
+            text += " (the grid has no unclipped twin to compare it with)"
+        out.append(text + ".")
+    return " ".join(out)
+
+
+def constraint_text(check: pd.DataFrame) -> str:
+    """findings.constraint_check as sentences (never empty: Quarto leaves an inline
+    expression with empty output unevaluated in the page)."""
+    if not len(check):
+        return "The training grid has no variant with the orthogonal constraint."
+    return " ".join(
+        f"The orthogonal constraint of {code(r.variant)} kept its spectral norm within "
+        f"{fmt(r.deviation)} of one at all {counted(r.probes, 'probe')} of its runs."
+        for r in check.itertuples()
+    )
+
+
+def width_text(width: pd.DataFrame) -> str:
+    """findings.width_effect as one sentence (Markdown)."""
+    if not len(width):
+        return "The grid has no variants that differ only in width, so this report cannot say how width changes the decay."
+    parts = [
+        f"{code(r.variant)} (H = {r.hidden_size}) decays at {fmt(r.rate)} per step"
+        for r in width.itertuples()
+    ]
+    return f"Width: on {width['task'].iloc[0]} at T = {width['length'].iloc[0]}, {listing(parts)}."
+
+
+def cost_text(by_cell: pd.DataFrame) -> str:
+    """findings.cost_by_cell's by_cell frame as sentences."""
+    out = []
+    for task, g in by_cell.groupby("task", sort=True):
+        g = g.sort_values("ms_per_step")
+        if len(g) == 1:
+            out.append(
+                f"On {task} at T = {g['length'].iloc[0]}, a training step took {fmt(g['ms_per_step'].iloc[0])} ms ({g['cell'].iloc[0]})."
+            )
+            continue
+        out.append(
+            f"On {task} at T = {g['length'].iloc[0]}, a training step took from {fmt(g['ms_per_step'].iloc[0])} ms "
+            f"({g['cell'].iloc[0]}) to {fmt(g['ms_per_step'].iloc[-1])} ms ({g['cell'].iloc[-1]}), "
+            f"{fmt(g['ratio'].iloc[-1], 2)} times as long."
+        )
+    return " ".join(out) or "The grid trained no runs."
