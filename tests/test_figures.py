@@ -196,3 +196,38 @@ def test_loss_ratio_draws_test_ratios_and_the_threshold(tables):
     (line,) = [ln for ln in adding.get_lines() if ln.get_gid() == "median:lstm"]
     ok = runs[(runs["task"] == "adding") & (runs["variant"] == "lstm")]
     np.testing.assert_allclose(line.get_ydata(), ok.groupby("length")["test_loss_ratio"].median())
+
+
+def _titles(fig):
+    return [ax.get_title() for ax in fig.axes if ax.get_title()]
+
+
+def test_decay_train_shows_each_variant_at_the_longest_length_it_reached():
+    # the sweep trained `far` at 10 and 20 but `near` only at 10: both must be drawn
+    rows = [
+        {"task": "adding", "length": L, "variant": v, "seed": 0, "probe_step": step,
+         "t": L - 1 - d, "distance": d, "grad_h": 0.5**d}
+        for v, lengths in (("far", (10, 20)), ("near", (10,)))
+        for L in lengths for step in (0, 100) for d in range(L)
+    ]  # fmt: skip
+    fig = draw("decay_train", {"train_profiles": pd.DataFrame(rows), "variants": pd.DataFrame()})
+    assert sorted(_titles(fig)) == ["adding, T = 10: near", "adding, T = 20: far"]
+
+
+def test_grad_norm_pairs_a_clipped_variant_with_its_twin_at_a_length_both_reached():
+    runs = pd.DataFrame(
+        [{"task": "adding", "length": L, "variant": v, "seed": 0, "cell": "lstm",
+          "init": "default", "constraint": "none", "hidden_size": 8, "clip_norm": c,
+          "status": "solved", "steps_done": 3}
+         for v, c, lengths in (("a", None, (10, 20)), ("a_clip", 1.0, (10,)))
+         for L in lengths]
+    )  # fmt: skip
+    curves = pd.DataFrame(
+        [{"task": r.task, "length": r.length, "variant": r.variant, "seed": 0, "step": s,
+          "grad_norm": 0.5 * r.length, "clipped": r.length > 2}
+         for r in runs.itertuples() for s in (1, 2, 3)]
+    )  # fmt: skip
+    fig = draw("grad_norm", {"curves": curves, "runs": runs})
+    assert _titles(fig) == ["adding, T = 10: a_clip vs a"]
+    drawn = {tuple(line.get_ydata()) for ax in fig.axes for line in ax.get_lines()}
+    assert (5.0, 5.0, 5.0) in drawn and (10.0, 10.0, 10.0) not in drawn  # T = 10, not 20

@@ -196,3 +196,14 @@ def test_report_inline_expressions_cannot_print_nothing():
     assert len(exprs) > 30
     for expr in exprs:  # no literal empty string as a possible output
         assert '""' not in expr and "''" not in expr, expr
+
+
+def test_width_text_lists_each_family_by_width_per_task():
+    width = pd.DataFrame(
+        {"task": "adding", "length": 1000, "family": ["lstm", "lstm", "rnn_tanh", "rnn_tanh"],
+         "hidden_size": [32, 64, 64, 256], "rate": [-0.19, -0.2, -0.236, -0.223]}
+    )  # fmt: skip
+    assert P.width_text(width) == (
+        "Decay rate by width: on adding at T = 1000, the lstm's -0.19 and -0.2 per step at "
+        "H = 32 and 64 and the rnn_tanh's -0.236 and -0.223 per step at H = 64 and 256."
+    )

@@ -386,14 +386,19 @@ def constraint_text(check: pd.DataFrame) -> str:
 
 
 def width_text(width: pd.DataFrame) -> str:
-    """findings.width_effect as one sentence (Markdown)."""
+    """findings.width_effect as one sentence (Markdown): per task, each family's
+    decay rates in order of width."""
     if not len(width):
         return "The grid has no variants that differ only in width, so this report cannot say how width changes the decay."
-    parts = [
-        f"{code(r.variant)} (H = {r.hidden_size}) decays at {fmt(r.rate)} per step"
-        for r in width.itertuples()
-    ]
-    return f"Width: on {width['task'].iloc[0]} at T = {width['length'].iloc[0]}, {listing(parts)}."
+    per_task = []
+    for (task, length), g in width.groupby(["task", "length"], sort=True):
+        families = [
+            f"the {family}'s {listing(fmt(r) for r in f['rate'])} per step at H = "
+            f"{listing(str(h) for h in f['hidden_size'])}"
+            for family, f in g.groupby("family", sort=True)
+        ]
+        per_task.append(f"on {task} at T = {length}, {listing(families)}")
+    return f"Decay rate by width: {'; '.join(per_task)}."
 
 
 def cost_text(by_cell: pd.DataFrame) -> str:

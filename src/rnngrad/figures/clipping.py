@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from rnngrad.figures.style import at_longest, empty_figure, styles_for, subplots, theme
+from rnngrad.figures.style import empty_figure, styles_for, subplots, theme
 from rnngrad.figures.training import diverged_marks
 from rnngrad.findings import twin
 
@@ -38,15 +38,16 @@ def grad_norm(
 ) -> Figure:
     """Global gradient norm (before clipping) over training, with and without clipping.
 
-    Rows pair a clipped variant with its unclipped twin (one pair per cell); longest
-    length per task, lowest seed. Light: every step; dark: a rolling median; dashed:
+    Rows pair a clipped variant with its unclipped twin (one pair per cell), at the
+    longest length of each task that both were trained at (the clipped one's alone
+    when they share none), lowest seed. Light: every step; dark: a rolling median; dashed:
     the clipping threshold.
     """
     pairs = clip_pairs(runs) if len(runs) else []
     if not pairs or not len(curves):
         return empty_figure("no variant with gradient clipping in this grid")
     styles = styles_for(styles, curves)
-    df = at_longest(curves)
+    df = curves
     tasks = sorted(df["task"].unique())
     clip = runs.drop_duplicates("variant").set_index("variant")["clip_norm"]
     with theme():
@@ -56,8 +57,11 @@ def grad_norm(
             for j, task in enumerate(tasks):
                 ax = axes[i, j]
                 handles = []
+                length = _shared_longest(df[df["task"] == task], pair)
                 for name in [n for n in pair if n is not None]:
-                    g = df[(df["task"] == task) & (df["variant"] == name)]
+                    g = df[
+                        (df["task"] == task) & (df["variant"] == name) & (df["length"] == length)
+                    ]
                     if not len(g):
                         continue
                     g = g[g["seed"] == g["seed"].min()].sort_values("step")
@@ -82,9 +86,17 @@ def grad_norm(
                 handles.append(Line2D([], [], color=styles[pair[0]]["color"], linestyle="--",
                                       label=f"clip threshold {c:g}"))  # fmt: skip
                 ax.set_yscale("log")
-                length = int(df.loc[df["task"] == task, "length"].max())
-                ax.set_title(f"{task}, T = {length}: " + " vs ".join(n for n in pair if n))
+                shown = "n/a" if length is None else str(length)
+                ax.set_title(f"{task}, T = {shown}: " + " vs ".join(n for n in pair if n))
                 ax.set_xlabel("training step" if i == len(pairs) - 1 else "")
                 ax.set_ylabel("global gradient norm\n(before clipping)" if j == 0 else "")
                 ax.legend(handles=handles, fontsize=8, loc="best", frameon=True, framealpha=0.85)
     return fig
+
+
+def _shared_longest(curves: pd.DataFrame, pair: tuple) -> int | None:
+    """The longest length both variants of a pair were trained at, else the first's."""
+    lengths = [set(curves.loc[curves["variant"] == n, "length"]) for n in pair if n is not None]
+    shared = set.intersection(*lengths) if lengths else set()
+    pool = shared or (lengths[0] if lengths else set())
+    return int(max(pool)) if pool else None

@@ -18,6 +18,7 @@ from rnngrad.figures.style import (
     GROUP_ORDER,
     HORIZON_RATIO,
     at_longest,
+    at_longest_per_variant,
     cell_group,
     empty_figure,
     legend_handles,
@@ -151,11 +152,10 @@ def decay_train(
     selection: list[str] | None = None,
 ) -> Figure:
     """Gradient profiles at the probe steps of training (light to dark), a few
-    variants at the longest trained length per task; median over seeds."""
+    variants, each at the longest length it was trained at; median over seeds."""
     if not len(train_profiles):
         return empty_figure("no gradient probes during training in this grid")
-    styles = styles_for(styles, train_profiles)
-    df = at_longest(train_profiles)
+    df = at_longest_per_variant(train_profiles)
     names = selection or plain_variants(variants, sorted(df["variant"].unique()))
     df = df[df["variant"].isin(names)]
     tasks = sorted(df["task"].unique())
@@ -178,8 +178,7 @@ def decay_train(
                     ax.plot(q["distance"], _positive(q["median"]), color=colour[step], lw=1.4)
                 ax.set_yscale("log")
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-                ax.set_title(f"{task}, T = {int(sub['length'].max())}: {name}",
-                             color=styles[name]["color"])  # fmt: skip
+                ax.set_title(f"{task}, T = {int(sub['length'].max())}: {name}")
                 ax.set_xlabel(DIST_LABEL if i == len(tasks) - 1 else "")
                 ax.set_ylabel(GRAD_LABEL if j == 0 else "")
         handles = [Line2D([], [], color=colour[s], label=f"step {int(s)}") for s in steps]

@@ -40,6 +40,7 @@ __all__ = [
     "lengths_axis",
     "log_if_wide",
     "at_longest",
+    "at_longest_per_variant",
     "GRAD_LABEL",
     "DIST_LABEL",
     "LENGTH_LABEL",
@@ -188,4 +189,13 @@ def at_longest(df: pd.DataFrame) -> pd.DataFrame:
     if not len(df):
         return df
     top = df.groupby("task")["length"].transform("max")
+    return df[df["length"] == top]
+
+
+def at_longest_per_variant(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows at the longest length each variant was trained at, per task: with the
+    length sweep, few variants reach a task's longest length."""
+    if not len(df):
+        return df
+    top = df.groupby(["task", "variant"])["length"].transform("max")
     return df[df["length"] == top]
