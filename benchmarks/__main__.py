@@ -35,7 +35,7 @@ from benchmarks import (
     bench_probe,
     bench_scan,
 )
-from benchmarks.common import ROOT, Figure, device_of, load, machine
+from benchmarks.common import ROOT, Figure, device_of, load, machine, training_numerics
 from rnngrad.io import write_json
 
 SECTIONS = ("loop", "probe", "growth", "grid", "flops", "scan")
@@ -322,6 +322,7 @@ def _table(figures: list[Figure]) -> str:
     return "\n".join(lines)
 
 
+@training_numerics
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description=__doc__.splitlines()[0]

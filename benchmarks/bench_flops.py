@@ -22,7 +22,14 @@ import argparse
 
 import torch
 
-from benchmarks.common import alternate, best_ratio, device_of, rule_threads, threads
+from benchmarks.common import (
+    alternate,
+    best_ratio,
+    device_of,
+    rule_threads,
+    threads,
+    training_numerics,
+)
 from rnngrad import tasks
 from rnngrad.models import VariantSpec, build_model
 
@@ -95,6 +102,7 @@ def measure(
     }
 
 
+@training_numerics
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--length", type=int, default=200)

@@ -48,7 +48,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from benchmarks.common import alternate, rule_threads, threads
+from benchmarks.common import alternate, rule_threads, threads, training_numerics
 from rnngrad import tasks
 from rnngrad.models import VariantSpec, build_model
 
@@ -346,6 +346,7 @@ def thread_scaling(
     return {"rows": rows, "best": best, "rule": rule_threads("train")}
 
 
+@training_numerics
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grid-results", default="results")

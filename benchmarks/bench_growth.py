@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.common import ROOT, alternate, device_of, rule_threads, threads
+from benchmarks.common import ROOT, alternate, device_of, rule_threads, threads, training_numerics
 from rnngrad import tasks
 from rnngrad.models import VariantSpec, build_model
 
@@ -234,6 +234,7 @@ def measure(
     return {"rows": rows, "fits": fits}
 
 
+@training_numerics
 def main(argv: list[str] | None = None) -> dict | list:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", nargs="+", default=list(CELLS))

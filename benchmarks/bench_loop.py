@@ -32,6 +32,7 @@ from benchmarks.common import (
     sync,
     threads,
     train_clock,
+    training_numerics,
 )
 from rnngrad import tasks
 from rnngrad.models import VariantSpec, build_model
@@ -154,6 +155,7 @@ def measure(
     return rows
 
 
+@training_numerics
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", nargs="+", default=list(CELLS))

@@ -45,6 +45,7 @@ from benchmarks.common import (
     rule_threads,
     sync,
     threads,
+    training_numerics,
 )
 from rnngrad import probes, tasks
 from rnngrad.config import GridPoint, load_config, run_spec
@@ -345,6 +346,7 @@ def bound_tightness(
     return rows
 
 
+@training_numerics
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", nargs="+", default=list(CELLS))

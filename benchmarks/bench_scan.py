@@ -11,7 +11,7 @@ B x T x H states sets. On a GPU the same at T = 1000 and 4000.
 slope: the step time of each new cell against T (50 to 4000), the log-log slope of the
 fastest repeats: linear work in T gives 1.0.
 
-Denormals: both sections run with torch.set_flush_denormal(True), restored afterwards.
+Denormals: both sections run with torch.set_flush_denormal(True), as train_run does.
 The LRU's gradient decays as |lambda|^distance and, in float32, spends hundreds of steps
 between 1e-38 and 1e-45 (subnormal numbers), where x86 arithmetic is ~100x slower: the
 backward GEMMs over them made the lru step 6x slower at T = 2000 than at T = 1000
@@ -39,9 +39,17 @@ from collections.abc import Iterator
 import torch
 
 from benchmarks.bench_growth import fit_slope
-from benchmarks.common import alternate, best_ratio, device_of, median_ratio, threads
+from benchmarks.common import (
+    alternate,
+    best_ratio,
+    device_of,
+    median_ratio,
+    threads,
+    training_numerics,
+)
 from rnngrad import tasks
 from rnngrad.models import VariantSpec, build_model
+from rnngrad.train import flushing_subnormals
 
 __all__ = ["GOAL", "STRETCH", "denormals", "flush_denormal", "measure", "slope", "stepper"]
 
@@ -56,12 +64,13 @@ SLOPE_LENGTHS = (50, 100, 200, 500, 1000, 2000, 4000)
 
 @contextlib.contextmanager
 def flush_denormal(on: bool = True) -> Iterator[None]:
-    """CPU subnormal floats flushed to zero (on) or kept (off), then back to kept."""
+    """CPU subnormal floats flushed to zero (on) or kept (off), then as they were."""
+    before = flushing_subnormals()
     torch.set_flush_denormal(on)
     try:
         yield
     finally:
-        torch.set_flush_denormal(False)
+        torch.set_flush_denormal(before)
 
 
 def _auto(device: torch.device) -> str:
@@ -187,6 +196,7 @@ def denormals(
     }
 
 
+@training_numerics
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", nargs="+", type=int, default=None)

@@ -12,6 +12,7 @@ gave to other jobs. Absolute times are kept as context, beside the machine and i
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import platform
 import statistics
@@ -103,6 +104,18 @@ def seconds(fn: Callable[[], object], device: torch.device, wall: bool = False) 
     fn()
     sync(device)
     return now() - start
+
+
+def training_numerics(main: Callable[..., T]) -> Callable[..., T]:
+    """Run a benchmark's entry point under train_run's CPU numerics (subnormals flushed
+    to zero), so a bare loop, a bare step and train_run are timed alike."""
+
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs):
+        with rnngrad.train.flush_denormals(torch.device("cpu")):
+            return main(*args, **kwargs)
+
+    return wrapped
 
 
 @contextlib.contextmanager

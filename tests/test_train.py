@@ -390,21 +390,24 @@ def test_training_probes_are_float64_and_use_the_training_jacobian_examples(tmp_
     assert (grads["grad_h"] > 0).all()
 
 
-def _subnormal_survives() -> bool:
-    tiny = torch.tensor(1e-39, dtype=torch.float32)  # below float32's smallest normal
-    return bool(tiny * torch.tensor(1.0) != 0)
-
-
-def test_training_on_the_cpu_flushes_subnormals_and_restores_them(tmp_path, monkeypatch):
+def test_training_on_the_cpu_flushes_subnormals_and_restores_the_state_before(
+    tmp_path, monkeypatch
+):
     seen = []
     real_loss = tasks.loss
 
     def loss(task, out, y):
-        seen.append(_subnormal_survives())
+        seen.append(tr.flushing_subnormals())
         return real_loss(task, out, y)
 
     monkeypatch.setattr(tasks, "loss", loss)
-    assert _subnormal_survives()
-    train_run(RunSpec("adding", 5, steps=3, eval_every=3, test_size=8), tmp_path, progress=False)
-    assert seen and not any(seen)  # flushed at every training step
-    assert _subnormal_survives()  # and restored afterwards
+    spec = RunSpec("adding", 5, steps=3, eval_every=3, test_size=8)
+    for before in (False, True):
+        torch.set_flush_denormal(before)
+        try:
+            seen.clear()
+            train_run(spec, tmp_path / str(before), progress=False)
+            assert seen and all(seen)  # flushed at every training step
+            assert tr.flushing_subnormals() == before  # and the state before restored
+        finally:
+            torch.set_flush_denormal(False)

@@ -40,7 +40,15 @@ from rnngrad.models import build_model
 from rnngrad.probes import TRAIN_JAC_EXAMPLES, gradient_profile, weight_spectra
 from rnngrad.specs import RunSpec
 
-__all__ = ["RunSpec", "train_run", "resolve_device", "RUN_FILES"]
+__all__ = [
+    "RunSpec",
+    "train_run",
+    "resolve_device",
+    "RUN_FILES",
+    "flush_denormals",
+    "flushing_subnormals",
+    "no_tf32",
+]
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +86,16 @@ def no_tf32(device: torch.device):
         matmul.allow_tf32, cudnn.allow_tf32 = saved
 
 
+def flushing_subnormals() -> bool:
+    """Whether the CPU flushes subnormal floats to zero now (torch.set_flush_denormal)."""
+    tiny = torch.tensor(1e-39, dtype=torch.float32)  # below float32's smallest normal
+    return bool(tiny * torch.tensor(1.0) == 0)
+
+
 @contextlib.contextmanager
 def flush_denormals(device: torch.device):
-    """Subnormal floats flushed to zero on the CPU while training (restored after).
+    """Subnormal floats flushed to zero on the CPU while training (the state before is
+    restored after).
 
     A vanishing float32 gradient passes through the subnormal range (below 1.2e-38),
     where x86 arithmetic is about a hundred times slower: with subnormals kept, one LSTM
@@ -88,13 +103,17 @@ def flush_denormals(device: torch.device):
     Flushing changes only values below 1.2e-38 in float32 (2.2e-308 in float64), far
     under Adam's epsilon; the float64 probes report norms down to 1e-300.
     """
-    if device.type != "cpu" or not torch.set_flush_denormal(True):
+    if device.type != "cpu":
+        yield
+        return
+    before = flushing_subnormals()
+    if not torch.set_flush_denormal(True):
         yield
         return
     try:
         yield
     finally:
-        torch.set_flush_denormal(False)
+        torch.set_flush_denormal(before)
 
 
 def _git_commit() -> str:
