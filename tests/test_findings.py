@@ -760,3 +760,45 @@ def test_load_tables_gives_empty_frames_for_absent_ones(tmp_path):
 def test_findings_and_prose_import_no_torch():
     code = "import sys, rnngrad.findings, rnngrad.prose; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ------------------------------------------------------------ spreads and extremes
+
+
+def test_spread_is_the_median_and_range_of_the_finite_values():
+    assert F.spread([3.0, None, math.nan, 1.0, 2.0, 10.0]) == F.Spread(2.5, 1.0, 10.0, 4)
+    empty = F.spread([])
+    assert empty.n == 0 and math.isnan(empty.median) and math.isnan(empty.high)
+
+
+def _init_rows(**rates):
+    return pd.DataFrame(
+        [{"task": task, "length": 100, "variant": v, "rate": r, "horizon_censored": c,
+          "longest": True} for (v, (task, r, c)) in rates.items()]
+        + [{"task": "adding", "length": 50, "variant": "shorter", "rate": 0.0,
+            "horizon_censored": True, "longest": False}]
+    )  # fmt: skip
+
+
+def test_decay_extremes_reads_one_task_at_its_longest_length():
+    init = _init_rows(
+        rnn=("adding", -0.3, False),
+        lstm=("adding", -0.01, False),
+        lru=("adding", -0.001, True),
+        other=("copy", 0.5, True),  # another task: never mixed in
+    )
+    ext = F.decay_extremes(init, "adding")
+    assert (ext.slowest, ext.slowest_rate, ext.length) == ("lru", -0.001, 100.0)
+    assert ext.never_fell == ["lru"]  # not `shorter` (a shorter length) nor `other`
+    none = F.decay_extremes(init, "missing")
+    assert none.slowest is None and none.never_fell == [] and math.isnan(none.slowest_rate)
+
+
+def test_largest_gain_is_the_remedy_that_added_most_solved_runs():
+    gains = pd.DataFrame(
+        {"remedy": ["chrono", "LRU", "clip"], "variant": ["c", "l", "k"],
+         "baseline": ["b", "b", "b"], "task": "adding", "pairs": [3, 3, 0],
+         "solved": [2, 3, 0], "solved_base": [1, 0, 0], "gain": [1 / 3, 1.0, math.nan]}
+    )  # fmt: skip
+    assert F.largest_gain(gains)["remedy"] == "LRU"
+    assert F.largest_gain(gains.iloc[[2]]) is None  # no pairs: no gain to report

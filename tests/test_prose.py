@@ -207,3 +207,12 @@ def test_width_text_lists_each_family_by_width_per_task():
         "Decay rate by width: on adding at T = 1000, the lstm's -0.19 and -0.2 per step at "
         "H = 32 and 64 and the rnn_tanh's -0.236 and -0.223 per step at H = 64 and 256."
     )
+
+
+def test_gain_text_reads_the_largest_gain():
+    gain = {"remedy": "LRU", "variant": "lru", "baseline": "lstm", "task": "copy",
+            "pairs": 3, "solved": 2, "solved_base": 0}  # fmt: skip
+    assert P.gain_text(gain) == (
+        "LRU (`lru` against `lstm`) on copy, 67% of 3 paired runs solved against 0%"
+    )
+    assert P.gain_text(None).startswith("none")

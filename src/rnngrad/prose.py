@@ -38,6 +38,7 @@ __all__ = [
     "mitigation_rows",
     "clipping_text",
     "width_text",
+    "gain_text",
     "constraint_text",
     "cost_text",
 ]
@@ -382,6 +383,18 @@ def constraint_text(check: pd.DataFrame) -> str:
         f"The orthogonal constraint of {code(r.variant)} kept its spectral norm within "
         f"{fmt(r.deviation)} of one at all {counted(r.probes, 'probe')} of its runs."
         for r in check.itertuples()
+    )
+
+
+def gain_text(gain: dict | None) -> str:
+    """findings.largest_gain as a clause (Markdown)."""
+    if gain is None:
+        return "none: the grid pairs no remedy with its baseline"
+    pairs = gain["pairs"]
+    return (
+        f"{gain['remedy']} ({code(gain['variant'])} against {code(gain['baseline'])}) on "
+        f"{gain['task']}, {pct(gain['solved'] / pairs)} of {counted(pairs, 'paired run')} "
+        f"solved against {pct(gain['solved_base'] / pairs)}"
     )
 
 

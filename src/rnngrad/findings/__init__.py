@@ -4,19 +4,22 @@ The report (report/report.qmd) prints what these return and computes nothing of 
 own; each function has tests on small tables whose answer is known by construction
 (tests/test_findings.py). No torch: only pandas and numpy.
 
-- decay: `init_decay`, `bound_tightness`, `decay_change`, `width_effect`, `reference_decay`
+- decay: `init_decay`, `decay_extremes`, `bound_tightness`, `decay_change`, `width_effect`, `reference_decay`
 - outcomes: `training_overview`, `success_by_length`, `critical_length`,
   `horizon_predicts_critical`, `budget`
-- remedies: `clipping_effect`, `spectral_growth`, `constraint_check`,
+- remedies: `clipping_effect`, `largest_gain`, `spectral_growth`, `constraint_check`,
   `mitigation_gains`, `cost_by_cell`
+- shared: `spread` (median, range, count), `pick`, `find_variant`, `wilson`
 - methods: `load_tables`, `resolve_config`, `tasks_table`, `variant_table`, `grid_table`
 """
 
-from rnngrad.findings._common import find_variant, pick, wilson
+from rnngrad.findings._common import Spread, find_variant, pick, spread, wilson
 from rnngrad.findings.decay import (
     BoundTightness,
+    DecayExtremes,
     bound_tightness,
     decay_change,
+    decay_extremes,
     init_decay,
     reference_decay,
     width_effect,
@@ -43,6 +46,7 @@ from rnngrad.findings.remedies import (
     clipping_effect,
     constraint_check,
     cost_by_cell,
+    largest_gain,
     mitigation_gains,
     spectral_growth,
     twin,
@@ -50,6 +54,8 @@ from rnngrad.findings.remedies import (
 
 __all__ = [
     "BoundTightness",
+    "DecayExtremes",
+    "Spread",
     "Budget",
     "CostSummary",
     "Overview",
@@ -61,16 +67,19 @@ __all__ = [
     "cost_by_cell",
     "critical_length",
     "decay_change",
+    "decay_extremes",
     "find_variant",
     "grid_table",
     "horizon_predicts_critical",
     "init_decay",
+    "largest_gain",
     "load_tables",
     "mitigation_gains",
     "pick",
     "reference_decay",
     "resolve_config",
     "spectral_growth",
+    "spread",
     "success_by_length",
     "tasks_table",
     "training_overview",

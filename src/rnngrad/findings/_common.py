@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -172,3 +173,22 @@ def pick(df: pd.DataFrame, **equal) -> dict:
         mask &= df[k] == v
     hit = df[mask]
     return hit.iloc[0].to_dict() if len(hit) else {}
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The median, smallest and largest of some finite values, and how many there were."""
+
+    median: float
+    low: float
+    high: float
+    n: int
+
+
+def spread(values: Iterable[float]) -> Spread:
+    """Median, minimum and maximum of the finite values (NaN for none)."""
+    x = np.asarray([v for v in values if v is not None], dtype=float)
+    x = x[np.isfinite(x)]
+    if not x.size:
+        return Spread(math.nan, math.nan, math.nan, 0)
+    return Spread(float(np.median(x)), float(x.min()), float(x.max()), int(x.size))

@@ -24,6 +24,8 @@ from rnngrad.findings._common import (
 
 __all__ = [
     "init_decay",
+    "DecayExtremes",
+    "decay_extremes",
     "BoundTightness",
     "bound_tightness",
     "decay_change",
@@ -100,6 +102,35 @@ def init_decay(decay: pd.DataFrame, variants: pd.DataFrame | None = None) -> pd.
     out = pd.DataFrame(rows)
     out["longest"] = out["length"] == out["task"].map(longest(out))
     return out[cols]
+
+
+@dataclass(frozen=True)
+class DecayExtremes:
+    """At a task's longest probed length: the slowest decay, and who never fell.
+
+    slowest / slowest_rate: the variant with the largest median decay rate (None / NaN
+    without probes); never_fell: the variants whose median horizon is censored, their
+    gradient never falling to HORIZON_RATIO of its start within the sequence.
+    """
+
+    task: str | None
+    length: float
+    slowest: str | None
+    slowest_rate: float
+    never_fell: list[str] = field(default_factory=list)
+
+
+def decay_extremes(init: pd.DataFrame, task: str | None) -> DecayExtremes:
+    """decay_extremes of `init_decay`'s rows for `task` at its longest probed length."""
+    rows = init[(init["task"] == task) & init["longest"]] if len(init) else init
+    rows = rows.dropna(subset=["rate"]) if len(rows) else rows
+    if not len(rows):
+        return DecayExtremes(task, math.nan, None, math.nan, [])
+    best = rows.sort_values(["rate", "variant"], ascending=[False, True]).iloc[0]
+    never = sorted(rows.loc[rows["horizon_censored"].astype(bool), "variant"])
+    return DecayExtremes(
+        task, float(best["length"]), str(best["variant"]), float(best["rate"]), never
+    )
 
 
 @dataclass

@@ -258,3 +258,12 @@ def cost_by_cell(cost: pd.DataFrame) -> CostSummary:
     )
     out.threads = sorted({int(t) for t in cost["threads"].dropna()})
     return out
+
+
+def largest_gain(gains: pd.DataFrame) -> dict | None:
+    """The row of `mitigation_gains` with the largest gain in solved runs (the first in
+    table order on a tie), or None when no remedy was paired with its baseline."""
+    g = gains.dropna(subset=["gain"]) if len(gains) else gains
+    if not len(g):
+        return None
+    return g.loc[g["gain"].idxmax()].to_dict()
