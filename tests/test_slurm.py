@@ -166,10 +166,18 @@ def _slurm_run(args: list[str], cwd: Path, cluster: dict, overlay: Path) -> dict
             output, _ = proc.communicate()
     wall = time.monotonic() - start
     run_id = re.search(r"SLURM run ID: (\S+)", output)
-    if timed_out and run_id:
-        _run(["scancel", "--name", run_id.group(1)])
     if timed_out:
-        pytest.fail(f"the Slurm run did not end in {TIMEOUT} s:\n{output[-6000:]}", pytrace=False)
+        # why the jobs did not run (pending for what, node state), read before cancelling
+        queue = _run(["squeue", "-o", "%i %j %T %M %R"]).stdout
+        nodes = _run(["sinfo", "-N", "-o", "%N %T %C %m %E"]).stdout
+        if run_id:
+            _run(["scancel", "--name", run_id.group(1)])
+        pytest.fail(
+            f"the Slurm run did not end in {TIMEOUT} s:\n{output[-5000:]}\n"
+            f"squeue (JOBID NAME STATE TIME REASON):\n{queue}\n"
+            f"sinfo (NODE STATE CPUS(A/I/O/T) MEMORY REASON):\n{nodes}",
+            pytrace=False,
+        )
     return {
         "returncode": proc.returncode,
         "output": output,

@@ -17,7 +17,8 @@
 #   - accounting through slurmdbd + a private MariaDB (port $RNNGRAD_SLURM_DB_PORT,
 #     data in $STATE/mysql), so `sacct` works: the executor plugin polls sacct, and
 #     the test reads the state of every job from it;
-#   - proctrack/linuxproc and task/none: the cgroup plugins fail in containers.
+#   - proctrack/linuxproc and task/none: the cgroup plugins fail in containers;
+#   - no state from an earlier start: jobs, job IDs and accounting begin empty.
 # Config files live in $STATE/etc; /etc/slurm/slurm.conf and slurmdbd.conf are
 # symlinks to them (clients such as sinfo and sbatch read /etc/slurm). The script
 # refuses to touch an /etc/slurm/slurm.conf that it did not write.
@@ -105,6 +106,12 @@ for f in slurm.conf slurmdbd.conf gres.conf; do
   fi
 done
 
+# A fresh cluster on every start: slurmctld restores its saved jobs, and a job that was
+# running when the daemons were last killed (a session that ended mid-run) then holds
+# the node's CPUs, as far as the controller knows, until it notices the job is gone
+# (seen: 30 minutes, every new job pending). Job IDs start again at 1, so the
+# accounting database goes too: sacct would otherwise mix old jobs into new IDs.
+rm -rf "$STATE"/{ctld,spool,run,mysql}
 mkdir -p "$STATE"/{etc,log,run,ctld,spool}
 chmod 755 "$STATE"
 : >"$STATE/pids"
