@@ -25,6 +25,14 @@ it took 41 s to compile and ran forward + backward in 0.25 s against the sequent
 scan's 0.02 s, so neither is an option on a CPU. A graph-free minGRU step (gates,
 recurrence and backward in one pass over blocks of steps held in cache) was no faster
 than autograd's whole-tensor passes: the gate GEMM and first-touch page faults dominate.
+minGRU's "fused" scan (rnngrad.mingru_scan: gates and recurrence in one autograd
+Function, buffers reused) is what it trains with on a CPU; "sequential" is the same
+recurrence with the gates as autograd operations. Also measured once (T = 1000): the
+gate GEMM fused into that Function as well took 113 ms against 124 ms for the fused
+scan (a model of encoder, gates and readout only), not worth a cell whose step inputs
+are no longer its gates' pre-activations; glibc told to keep
+freed memory (GLIBC_TUNABLES mmap_threshold 32 MB, trim_threshold 4 GB) makes every
+step faster but the LSTM's most (minGRU fused 0.92x, LRU 0.44x of the LSTM's step).
 
     python -m benchmarks.bench_scan [--lengths 1000] [--repeats 5] [--device auto]
 """
@@ -48,6 +56,7 @@ from benchmarks.common import (
     training_numerics,
 )
 from rnngrad import tasks
+from rnngrad.cells import scan_method
 from rnngrad.models import VariantSpec, build_model
 from rnngrad.train import flushing_subnormals
 
@@ -57,7 +66,7 @@ GOAL = 0.5  # acceptance: a step of lru / mingru at most 0.5x the LSTM's
 STRETCH = 0.1  # the goal: near the memory floor
 METHODS = {
     "lru": ("sequential", "associative", "loop"),
-    "mingru": ("sequential", "associative", "log", "loop"),
+    "mingru": ("fused", "sequential", "associative", "log", "loop"),
 }
 SLOPE_LENGTHS = (50, 100, 200, 500, 1000, 2000, 4000)
 
@@ -71,10 +80,6 @@ def flush_denormal(on: bool = True) -> Iterator[None]:
         yield
     finally:
         torch.set_flush_denormal(before)
-
-
-def _auto(device: torch.device) -> str:
-    return "associative" if device.type == "cuda" else "sequential"
 
 
 def stepper(cell, length, hidden_size, batch_size, device, method="auto"):
@@ -115,7 +120,8 @@ def measure(
             for cell in ("lru", "mingru", "indrnn"):
                 chosen = methods.get(cell, ())
                 # "auto" first: the method training uses; the others for the record
-                for method in ("auto", *(m for m in chosen if m != _auto(device))):
+                auto = scan_method(cell, device.type)
+                for method in ("auto", *(m for m in chosen if m != auto)):
                     fns[(cell, method)] = stepper(
                         cell, length, hidden_size, batch_size, device, method
                     )
@@ -124,11 +130,11 @@ def measure(
             for (cell, method), times in got.items():
                 if cell == "lstm":
                     continue
-                shown = f"{_auto(device)} (auto)" if method == "auto" else method
+                shown = f"{scan_method(cell, device.type)} (auto)" if method == "auto" else method
                 rows.append(
                     {
                         "cell": cell,
-                        "method": shown if cell != "indrnn" else "loop (auto)",
+                        "method": shown,
                         "length": length,
                         "device": device.type,
                         "step_s": min(times),

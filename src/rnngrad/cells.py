@@ -19,7 +19,9 @@
   z_t h~_t, with the paper's log-space activation g(v) = v + 0.5 for v >= 0, sigmoid(v)
   otherwise (h~ > 0). No h_{t-1} in the gates, so the recurrence is linear in h. The
   paper scans it in log space; here the linear-space scans of rnngrad.scan, which equal
-  the loop to 1e-5 in float32 where the log-space form does not (scan.scan_log).
+  the loop to 1e-5 in float32 where the log-space form does not (scan.scan_log): on a
+  CPU with the gates fused into the scan's forward and backward (rnngrad.mingru_scan),
+  on CUDA the associative scan.
 - indrnn (Li, Li, Cook, Zhu & Gao 2018, "Independently Recurrent Neural Network"):
   h_t = relu(W u_t + b + w * h_{t-1}), each unit with one recurrent weight w_j, kept in
   |w_j| <= 2^(1/T) (T the input's length) by a projection after every optimiser step
@@ -47,14 +49,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnngrad.scan import linear_scan
+from rnngrad.mingru_scan import g_activation, mingru_scan
+from rnngrad.scan import auto_method, linear_scan
 
-__all__ = ["CORES", "JACOBIANS", "LRU", "MinGRU", "IndRNN", "g_activation"]
-
-
-def g_activation(v: torch.Tensor) -> torch.Tensor:
-    """minGRU's positive activation: v + 0.5 for v >= 0, sigmoid(v) otherwise."""
-    return torch.where(v >= 0, v + 0.5, torch.sigmoid(v))
+__all__ = ["CORES", "JACOBIANS", "LRU", "MinGRU", "IndRNN", "g_activation", "scan_method"]
 
 
 class _Block(nn.Module):
@@ -145,6 +143,10 @@ class MinGRU(_Block):
         return (a * state[0] + b,)
 
     def scan(self, xi: torch.Tensor, w: torch.Tensor, method: str = "auto") -> torch.Tensor:
+        if method == "auto":
+            method = scan_method("mingru", xi.device.type)
+        if method == "fused":  # gates and recurrence in one Function (rnngrad.mingru_scan)
+            return mingru_scan(xi)  # (T, B, H)
         return linear_scan(*self._split(xi), method)  # (T, B, H)
 
     def features(self, h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -192,6 +194,13 @@ class IndRNN(nn.Module):
 
 
 CORES = {"lru": LRU, "mingru": MinGRU, "indrnn": IndRNN}
+
+
+def scan_method(cell: str, device_type: str) -> str:
+    """The scan a cell trains with on a device ("auto"): minGRU's fused one on a CPU."""
+    if cell == "mingru" and device_type != "cuda":
+        return "fused"
+    return auto_method(device_type) if cell in ("lru", "mingru") else "loop"
 
 
 # ---------------------------------------------------------------- Jacobians, (n, D)

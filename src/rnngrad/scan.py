@@ -33,7 +33,9 @@ import torch
 
 __all__ = [
     "METHODS",
+    "auto_method",
     "linear_scan",
+    "recur_",
     "scan_associative",
     "scan_log",
     "scan_loop",
@@ -57,7 +59,7 @@ def scan_loop(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.stack(h)  # (T, ...)
 
 
-def _recur_(h: torch.Tensor, a: torch.Tensor, per_step: bool, reverse: bool = False):
+def recur_(h: torch.Tensor, a: torch.Tensor, per_step: bool, reverse: bool = False):
     """In place, no graph; h holds b on entry: h[t] += a[t] * h[t-1] for t = 1..T-1, or
     with reverse h[t] += a[t+1] * h[t+1] for t = T-2..0 (the backward recurrence)."""
     hs = h.unbind(0)  # views, made in one call: indexing h[t] costs more than the step
@@ -76,7 +78,7 @@ class _Sequential(torch.autograd.Function):
     def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         per_step = _per_step(a, b)
         h = b.detach().clone(memory_format=torch.contiguous_format)  # (T, ...), b on entry
-        _recur_(h, a.detach(), per_step)
+        recur_(h, a.detach(), per_step)
         ctx.per_step = per_step
         ctx.save_for_backward(a, h)
         return h
@@ -89,7 +91,7 @@ class _Sequential(torch.autograd.Function):
         ac = a.conj().resolve_conj() if a.is_complex() else a
         # g_t = grad_h_t + conj(a_{t+1}) g_{t+1}: the same recurrence, backwards in time
         g = grad_h.clone(memory_format=torch.contiguous_format)  # (T, ...)
-        _recur_(g, ac, per_step, reverse=True)
+        recur_(g, ac, per_step, reverse=True)
         grad_a = None
         if ctx.needs_input_grad[0]:
             # dL/da_t = g_t conj(h_{t-1}), with h_{-1} = 0
@@ -150,6 +152,11 @@ METHODS = {
 }
 
 
+def auto_method(device_type: str) -> str:
+    """The scan `linear_scan` picks on a device: "associative" on CUDA, else "sequential"."""
+    return "associative" if device_type == "cuda" else "sequential"
+
+
 def linear_scan(a: torch.Tensor, b: torch.Tensor, method: str = "auto") -> torch.Tensor:
     """h_t = a_t * h_{t-1} + b_t over the time axis 0, h_{-1} = 0.
 
@@ -166,7 +173,7 @@ def linear_scan(a: torch.Tensor, b: torch.Tensor, method: str = "auto") -> torch
         [1.0, 1.5, 1.75]
     """
     if method == "auto":
-        method = "associative" if b.is_cuda else "sequential"
+        method = auto_method(b.device.type)
     try:
         fn = METHODS[method]
     except KeyError:
