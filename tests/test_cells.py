@@ -24,6 +24,7 @@ from rnngrad.models import VariantSpec, build_model
 from rnngrad.probes import gradient_profile
 from rnngrad.specs import LRU_DEFAULTS
 from rnngrad.train import RunSpec, train_run
+from tests.interrupt import stop_after_checkpoint
 
 NEW = ("lru", "mingru", "indrnn")
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
@@ -233,8 +234,6 @@ def test_training_projects_indrnn_weights_after_every_step(tmp_path, monkeypatch
 
 @pytest.mark.parametrize("cell", NEW)
 def test_stopped_and_resumed_run_equals_uninterrupted(tmp_path, monkeypatch, cell):
-    import rnngrad.train as tr
-
     spec = RunSpec(
         "adding",
         10,
@@ -249,17 +248,7 @@ def test_stopped_and_resumed_run_equals_uninterrupted(tmp_path, monkeypatch, cel
         checkpoint_every=20,
     )
     full = train_run(spec, tmp_path / "full", progress=False)
-    real_save = tr._save_checkpoint
-
-    def save_then_die(path, spec_, model, opt, state):
-        real_save(path, spec_, model, opt, state)
-        if state.step == 40:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(tr, "_save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train_run(spec, tmp_path / "resumed", progress=False)
-    monkeypatch.setattr(tr, "_save_checkpoint", real_save)
+    stop_after_checkpoint(monkeypatch, spec, tmp_path / "resumed", step=40)
     resumed = train_run(spec, tmp_path / "resumed", progress=False)
     assert resumed["resumed_from"] == 40
     for name in ("curve.parquet", "gradients.parquet", "spectra.parquet"):

@@ -9,6 +9,7 @@ import rnngrad.train as tr
 from rnngrad import columns, probes, tasks
 from rnngrad.models import SequenceModel, VariantSpec
 from rnngrad.train import RunSpec, train_run
+from tests.interrupt import stop_after_checkpoint
 
 SUMMARY_KEYS = {
     "task",
@@ -170,21 +171,9 @@ def test_stopped_and_resumed_run_equals_uninterrupted(tmp_path, monkeypatch, cel
     full = train_run(spec, tmp_path / "full", progress=False)
 
     # Stop the run right after its checkpoint at step 40, as a kill would.
-    import rnngrad.train as tr
-
-    real_save = tr._save_checkpoint
-
-    def save_then_die(path, spec_, model, opt, state):
-        real_save(path, spec_, model, opt, state)
-        if state.step == 40:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(tr, "_save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train_run(spec, tmp_path / "resumed", progress=False)
+    stop_after_checkpoint(monkeypatch, spec, tmp_path / "resumed", step=40)
     assert (tmp_path / "resumed" / ".checkpoint.pt").exists()
     assert not (tmp_path / "resumed" / "summary.json").exists()
-    monkeypatch.setattr(tr, "_save_checkpoint", real_save)
     resumed = train_run(spec, tmp_path / "resumed", progress=False)
     assert resumed["resumed_from"] == 40
     pd.testing.assert_frame_equal(_curve(tmp_path / "full"), _curve(tmp_path / "resumed"))
@@ -215,18 +204,7 @@ def test_unreadable_checkpoint_is_reported_and_ignored(tmp_path, caplog):
 
 
 def test_checkpoint_of_another_spec_is_ignored(tmp_path, monkeypatch):
-    import rnngrad.train as tr
-
-    real_save = tr._save_checkpoint
-
-    def save_then_die(path, spec_, model, opt, state):
-        real_save(path, spec_, model, opt, state)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(tr, "_save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train_run(_spec(), tmp_path, probe=False, progress=False)
-    monkeypatch.setattr(tr, "_save_checkpoint", real_save)
+    stop_after_checkpoint(monkeypatch, _spec(), tmp_path, probe=False)
     summary = train_run(_spec(lr=0.5), tmp_path, probe=False, progress=False)
     assert summary["resumed_from"] is None
 
