@@ -175,6 +175,12 @@ def t_quantile(p: float, df: float) -> float:
     return 0.5 * (lo + hi)
 
 
+def _finite(values: Iterable[float]) -> np.ndarray:
+    """The finite values, None, NaN and inf dropped."""
+    x = np.asarray([v for v in values if v is not None], dtype=float)
+    return x[np.isfinite(x)]
+
+
 def mean_ci(values: Iterable[float], level: float = 0.95) -> tuple[float, float, float]:
     """Mean and t-interval of the finite values; NaN bounds with fewer than two.
 
@@ -183,8 +189,7 @@ def mean_ci(values: Iterable[float], level: float = 0.95) -> tuple[float, float,
         >>> m, round(hi - m, 3)
         (2.0, 2.484)
     """
-    x = np.asarray([v for v in values if v is not None], dtype=float)
-    x = x[np.isfinite(x)]
+    x = _finite(values)
     if x.size == 0:
         return math.nan, math.nan, math.nan
     mean = float(x.mean())
@@ -228,8 +233,7 @@ def bootstrap_mean_ci(
         >>> lo >= 0.001 and hi <= 0.3
         True
     """
-    x = np.asarray([v for v in values if v is not None], dtype=float)
-    x = x[np.isfinite(x)]
+    x = _finite(values)
     if x.size == 0:
         return math.nan, math.nan, math.nan
     mean = float(x.mean())
