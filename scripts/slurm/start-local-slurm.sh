@@ -199,13 +199,12 @@ fi
 
 # --- MariaDB (private instance) ----------------------------------------------
 sock=$STATE/run/mysqld.sock
-if [[ ! -d $STATE/mysql/mysql ]]; then
-  mkdir -p "$STATE/mysql"
-  chown mysql:mysql "$STATE/mysql"
-  mariadb-install-db --no-defaults --user=mysql --datadir="$STATE/mysql" \
-    --auth-root-authentication-method=socket --skip-test-db >"$STATE/log/mariadb-install.log" 2>&1 ||
-    { tail -n 20 "$STATE/log/mariadb-install.log" >&2; die "mariadb-install-db failed"; }
-fi
+# always a new database: the state above was wiped
+mkdir -p "$STATE/mysql"
+chown mysql:mysql "$STATE/mysql"
+mariadb-install-db --no-defaults --user=mysql --datadir="$STATE/mysql" \
+  --auth-root-authentication-method=socket --skip-test-db >"$STATE/log/mariadb-install.log" 2>&1 ||
+  { tail -n 20 "$STATE/log/mariadb-install.log" >&2; die "mariadb-install-db failed"; }
 chown mysql:mysql "$STATE/run"
 setsid mariadbd --no-defaults --user=mysql --datadir="$STATE/mysql" --socket="$sock" \
   --port="$DB_PORT" --bind-address=127.0.0.1 --pid-file="$STATE/run/mysqld.pid" \
