@@ -22,17 +22,20 @@ What is not here, measured once while choosing (one thread, T = 1000, B = H = 64
 scan alone): a chunked scan (sequential within chunks of 32, carries across) took 4x
 the sequential scan's forward, its strided slices defeating the cache; torch.compile of
 it took 41 s to compile and ran forward + backward in 0.25 s against the sequential
-scan's 0.02 s, so neither is an option on a CPU. A graph-free minGRU step (gates,
-recurrence and backward in one pass over blocks of steps held in cache) was no faster
-than autograd's whole-tensor passes: the gate GEMM and first-touch page faults dominate.
-minGRU's "fused" scan (rnngrad.mingru_scan: gates and recurrence in one autograd
-Function, buffers reused) is what it trains with on a CPU; "sequential" is the same
-recurrence with the gates as autograd operations. Also measured once (T = 1000): the
-gate GEMM fused into that Function as well took 113 ms against 124 ms for the fused
-scan (a model of encoder, gates and readout only), not worth a cell whose step inputs
-are no longer its gates' pre-activations; glibc told to keep
-freed memory (GLIBC_TUNABLES mmap_threshold 32 MB, trim_threshold 4 GB) makes every
-step faster but the LSTM's most (minGRU fused 0.92x, LRU 0.44x of the LSTM's step).
+scan's 0.02 s, so neither is an option on a CPU. The same minGRU Function in torch
+over blocks of 8 to 128 steps held in cache (gates recomputed in the backward) was no
+faster than its whole-tensor passes (85 to 92 ms against 89 ms, the scan alone): each
+torch call runs its loop at 0.2 to 0.5 ns per number even in cache, so two dozen of
+them cost what the memory traffic does. minGRU's "native" scan (rnngrad.mingru_scan:
+g, the recurrence and the backward in one C pass each, torch's sigmoid before them)
+is what it trains with on a CPU with a C compiler; "fused" is the same in one torch
+Function (buffers reused; what it trains with without a compiler); "sequential" the
+recurrence with the gates as autograd operations; "none" the model without a
+recurrence, the floor under every scan: its gate GEMM (forward and two backward, about
+11 ms each here, near one core's FLOP peak) and the encoder. Also measured once
+(T = 1000): glibc told to keep freed memory (mallopt: mmap threshold 1 GB, trim
+threshold 2 GB) makes the LSTM step 1.5x faster (oneDNN allocates its workspace every
+step) and the others hardly at all: minGRU native 0.65x, LRU 0.45x of the LSTM's step.
 
     python -m benchmarks.bench_scan [--lengths 1000] [--repeats 5] [--device auto]
 """
@@ -66,8 +69,11 @@ GOAL = 0.5  # acceptance: a step of lru / mingru at most 0.5x the LSTM's
 STRETCH = 0.1  # the goal: near the memory floor
 METHODS = {
     "lru": ("sequential", "associative", "loop"),
-    "mingru": ("fused", "sequential", "associative", "log", "loop"),
+    "mingru": ("native", "fused", "sequential", "associative", "log", "loop", "none"),
 }
+# "none": the model with its recurrence taken out (h_t = pz_t), its encoder, gate GEMM
+# and readout kept: the floor that no scan goes under, whatever it is written in
+NONE = "none"
 SLOPE_LENGTHS = (50, 100, 200, 500, 1000, 2000, 4000)
 
 
@@ -87,7 +93,9 @@ def stepper(cell, length, hidden_size, batch_size, device, method="auto"):
     model = build_model(VariantSpec(cell=cell, hidden_size=hidden_size), "adding", length, 0)
     model = model.to(device)
     x, y = tasks.make_batch("adding", length, batch_size, 0, 0, device)
-    if model.core is not None:  # this model's scan, with the method asked for
+    if method == NONE:
+        model.core.scan = lambda xi, w: xi.narrow(-1, 0, hidden_size)
+    elif model.core is not None:  # this model's scan, with the method asked for
         model.core.scan = functools.partial(type(model.core).scan, model.core, method=method)
 
     def step():

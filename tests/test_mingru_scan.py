@@ -1,18 +1,36 @@
-"""minGRU's fused gates-and-scan Function equals the gates and the loop written out.
+"""minGRU's fused gates-and-scan Functions equal the gates and the loop written out.
 
 The reference is what `MinGRU.cell_step` computes: z = sigmoid(pz), h~ = g_activation(ph),
-h_t = (1 - z_t) h_{t-1} + z_t h~_t through autograd (rnngrad.scan.scan_loop).
+h_t = (1 - z_t) h_{t-1} + z_t h~_t through autograd (rnngrad.scan.scan_loop). Both
+implementations are held to it: the torch Function (mingru_scan) and the C kernel
+(mingru_scan_native), which is skipped where no C compiler works, except in CI (CI=true),
+where the kernel is what training uses and a skip would hide it.
 """
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
+from rnngrad import native
 from rnngrad.cells import g_activation, scan_method
-from rnngrad.mingru_scan import mingru_scan
+from rnngrad.mingru_scan import mingru_scan, mingru_scan_native, native_available
 from rnngrad.models import VariantSpec, build_model
 from rnngrad.scan import scan_loop
+
+
+def _native(p: torch.Tensor) -> torch.Tensor:
+    if not native_available(p.dtype):
+        reason = f"no minGRU C kernel: {native.why_unavailable('mingru_kernel')}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true, so the C kernel must build: {reason}", pytrace=False)
+        pytest.skip(reason)
+    return mingru_scan_native(p)
+
+
+SCANS = pytest.mark.parametrize("scan", [mingru_scan, _native], ids=["torch", "native"])
 
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
 B, H = 3, 6
@@ -40,13 +58,14 @@ def _preactivations(T: int, dtype: torch.dtype, seed: int = 0) -> torch.Tensor:
     return p.to(dtype)
 
 
+@SCANS
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("T", [1, 2, 50, 2000])
-def test_fused_scan_equals_the_loop_in_values_and_gradients(dtype, T):
+def test_fused_scan_equals_the_loop_in_values_and_gradients(scan, dtype, T):
     p = _preactivations(T, dtype)
     upstream = torch.randn(T, B, H, generator=torch.Generator().manual_seed(1)).to(dtype)
     results = []
-    for fn in (_reference, mingru_scan):
+    for fn in (_reference, scan):
         x = p.clone().requires_grad_()
         h = fn(x)
         (grad,) = torch.autograd.grad((h * upstream).sum(), x)
@@ -58,11 +77,12 @@ def test_fused_scan_equals_the_loop_in_values_and_gradients(dtype, T):
         assert (got - want).abs().max().item() <= TOL[dtype] * scale
 
 
-def test_candidate_is_g_activation_bit_for_bit_and_its_derivative_jumps_at_zero():
+@SCANS
+def test_candidate_is_g_activation_bit_for_bit_and_its_derivative_jumps_at_zero(scan):
     # one step, z = 1/2: h_0 = h~_0 / 2 and dh_0/dph_0 = g'(ph_0) / 2
     v = torch.tensor([0.0, -0.0, 1e-30, -1e-30, -6e-8, 6e-8, -3.0, 2.0], dtype=torch.float32)
     p = torch.cat([torch.zeros_like(v), v]).view(1, 1, -1).requires_grad_()
-    h = mingru_scan(p)
+    h = scan(p)
     assert torch.equal(h.detach().flatten() * 2, g_activation(v))
     (grad,) = torch.autograd.grad(h.sum(), p)
     x = v.clone().requires_grad_()
@@ -71,10 +91,45 @@ def test_candidate_is_g_activation_bit_for_bit_and_its_derivative_jumps_at_zero(
     assert want[:4].tolist() == [1.0, 1.0, 1.0, 0.25] and want[4] == 0.25
 
 
-def test_the_cpu_trains_mingru_with_the_fused_scan():
-    assert [scan_method("mingru", d) for d in ("cpu", "cuda")] == ["fused", "associative"]
+@pytest.mark.parametrize("has_kernel", [True, False], ids=["compiler", "none"])
+def test_the_cpu_trains_mingru_with_the_kernel_where_it_builds(monkeypatch, has_kernel):
+    if has_kernel:
+        _native(torch.zeros(1, 1, 2))  # skips (fails in CI) without a compiler
+    else:
+        monkeypatch.setattr(native, "_loaded", {"mingru_kernel": None})
+    want, backward = ("native", "_MinGRUNativeBackward") if has_kernel else ("fused", None)
+    assert [scan_method("mingru", d) for d in ("cpu", "cuda")] == [want, "associative"]
+    assert scan_method("mingru", "cpu", torch.float16) == "fused"  # the kernel: f32, f64
     assert [scan_method("lru", d) for d in ("cpu", "cuda")] == ["sequential", "associative"]
     assert scan_method("indrnn", "cpu") == "loop"
     core = build_model(VariantSpec(cell="mingru", hidden_size=H), "adding", 10, 0).core
     xi = torch.randn(10, B, 2 * H, requires_grad=True)
-    assert type(core.scan(xi, core.coefficient()).grad_fn).__name__ == "_MinGRUBackward"
+    name = type(core.scan(xi, core.coefficient()).grad_fn).__name__
+    assert name == (backward or "_MinGRUBackward")
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (7, 2, 3)], ids=["B", "B1xB2"])
+def test_native_kernel_takes_any_batch_shape_and_strided_input(shape):
+    # the kernel reads (T, B, 2H) rows: batch axes flattened, a strided p made contiguous
+    T, *batch = shape
+    base = torch.randn(T, *batch, 4 * H, dtype=torch.float64)
+    p = base[..., ::2].requires_grad_()  # (T, ..., 2H), not contiguous
+    upstream = torch.randn(T, *batch, H, dtype=torch.float64)
+    want = torch.autograd.grad((_reference(p) * upstream).sum(), p)[0]
+    h = _native(p)
+    assert h.shape == (T, *batch, H)
+    assert torch.allclose(h, _reference(p), atol=1e-12, rtol=0)
+    assert torch.allclose(torch.autograd.grad((h * upstream).sum(), p)[0], want, atol=1e-12)
+
+
+def test_native_backward_refuses_a_second_pass_through_a_retained_graph():
+    p = torch.randn(4, B, 2 * H, requires_grad=True)
+    h = _native(p)
+    h.sum().backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="second backward"):
+        h.sum().backward()
+
+
+def test_native_scan_names_why_it_cannot_run():
+    with pytest.raises(RuntimeError, match="float16"):
+        mingru_scan_native(torch.zeros(2, 1, 4, dtype=torch.float16))

@@ -20,8 +20,8 @@
   otherwise (h~ > 0). No h_{t-1} in the gates, so the recurrence is linear in h. The
   paper scans it in log space; here the linear-space scans of rnngrad.scan, which equal
   the loop to 1e-5 in float32 where the log-space form does not (scan.scan_log): on a
-  CPU with the gates fused into the scan's forward and backward (rnngrad.mingru_scan),
-  on CUDA the associative scan.
+  CPU with the gates fused into the scan's forward and backward, in C where the machine
+  has a compiler (rnngrad.mingru_scan, rnngrad.native), on CUDA the associative scan.
 - indrnn (Li, Li, Cook, Zhu & Gao 2018, "Independently Recurrent Neural Network"):
   h_t = relu(W u_t + b + w * h_{t-1}), each unit with one recurrent weight w_j, kept in
   |w_j| <= 2^(1/T) (T the input's length) by a projection after every optimiser step
@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnngrad.mingru_scan import g_activation, mingru_scan
+from rnngrad.mingru_scan import g_activation, mingru_scan, mingru_scan_native, native_available
 from rnngrad.scan import auto_method, linear_scan
 
 __all__ = ["CORES", "JACOBIANS", "LRU", "MinGRU", "IndRNN", "g_activation", "scan_method"]
@@ -144,8 +144,10 @@ class MinGRU(_Block):
 
     def scan(self, xi: torch.Tensor, w: torch.Tensor, method: str = "auto") -> torch.Tensor:
         if method == "auto":
-            method = scan_method("mingru", xi.device.type)
-        if method == "fused":  # gates and recurrence in one Function (rnngrad.mingru_scan)
+            method = scan_method("mingru", xi.device.type, xi.dtype)
+        if method == "native":  # gates, recurrence and backward in C (rnngrad.mingru_scan)
+            return mingru_scan_native(xi)  # (T, B, H)
+        if method == "fused":  # gates and recurrence in one torch Function
             return mingru_scan(xi)  # (T, B, H)
         return linear_scan(*self._split(xi), method)  # (T, B, H)
 
@@ -196,10 +198,14 @@ class IndRNN(nn.Module):
 CORES = {"lru": LRU, "mingru": MinGRU, "indrnn": IndRNN}
 
 
-def scan_method(cell: str, device_type: str) -> str:
-    """The scan a cell trains with on a device ("auto"): minGRU's fused one on a CPU."""
+def scan_method(cell: str, device_type: str, dtype: torch.dtype = torch.float32) -> str:
+    """The scan a cell trains with on a device ("auto").
+
+    minGRU on a CPU: its C kernel where this machine compiles it, else the fused torch
+    Function (rnngrad.mingru_scan).
+    """
     if cell == "mingru" and device_type != "cuda":
-        return "fused"
+        return "native" if native_available(dtype) else "fused"
     return auto_method(device_type) if cell in ("lru", "mingru") else "loop"
 
 

@@ -18,15 +18,25 @@ followed by
 G_t = dL/db_t, the reverse recurrence's output. `MinGRU.cell_step`, the probes and the
 unroll use g and the gates as plain operations: the tests compare this Function with
 them, in values and gradients.
+
+Even in place, those are two dozen passes over B x T x H numbers, each a torch call
+whose loop runs at a fraction of the memory's speed. `mingru_scan_native` makes the
+recurrence, g and the whole backward one pass each in C (rnngrad/mingru_kernel.c,
+compiled by rnngrad.native), torch's vectorised sigmoid before it; `native_available`
+says whether this machine has it for a dtype. The same tests hold it to the loop.
 """
 
 from __future__ import annotations
 
+import ctypes
+import math
+
 import torch
 
+from rnngrad import native
 from rnngrad.scan import recur_
 
-__all__ = ["g_activation", "mingru_scan"]
+__all__ = ["g_activation", "mingru_scan", "mingru_scan_native", "native_available"]
 
 
 def g_activation(v: torch.Tensor) -> torch.Tensor:
@@ -98,3 +108,76 @@ def mingru_scan(p: torch.Tensor) -> torch.Tensor:
         [0.25, 0.375, 0.4375]
     """
     return _MinGRU.apply(p)
+
+
+_KERNEL = "mingru_kernel"
+_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+
+
+def _kernels(dtype: torch.dtype):
+    """(forward, backward) of the C kernel for dtype, or None."""
+    lib = native.load(_KERNEL) if dtype in _SUFFIX else None
+    if lib is None:
+        return None
+    fwd, bwd = (getattr(lib, f"mingru_{d}_{_SUFFIX[dtype]}") for d in ("forward", "backward"))
+    if fwd.argtypes is None:  # T, B, H, then the pointers
+        fwd.argtypes = [ctypes.c_long] * 3 + [ctypes.c_void_p] * 4
+        bwd.argtypes = [ctypes.c_long] * 3 + [ctypes.c_void_p] * 6
+        fwd.restype = bwd.restype = None
+    return fwd, bwd
+
+
+def native_available(dtype: torch.dtype = torch.float32) -> bool:
+    """True when this machine runs `mingru_scan_native` for dtype (float32, float64)."""
+    return _kernels(dtype) is not None
+
+
+def _sizes(p: torch.Tensor) -> tuple[int, int, int]:
+    """T, B (the batch axes flattened) and H of p (T, ..., 2H)."""
+    return p.shape[0], math.prod(p.shape[1:-1]), p.shape[-1] // 2
+
+
+class _MinGRUNative(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, p: torch.Tensor) -> torch.Tensor:
+        p = p.detach().contiguous()  # (T, ..., 2H)
+        T, B, H = _sizes(p)
+        s = torch.sigmoid(p)  # [z, sigmoid(ph)]; the kernel makes it [z, h~]
+        h = p.new_empty((*p.shape[:-1], H))
+        fwd, _ = _kernels(p.dtype)
+        zero = p.new_zeros(B, H)  # h_{-1}; named, so it lives through the call
+        fwd(T, B, H, p.data_ptr(), s.data_ptr(), h.data_ptr(), zero.data_ptr())
+        ctx.save_for_backward(p, s, h)
+        ctx.spent = False
+        return h
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_h: torch.Tensor):
+        if ctx.spent:  # the first backward wrote the gradient over s
+            raise RuntimeError(
+                "mingru_scan_native: a second backward through the same graph is not "
+                "supported (retain_graph); use mingru_scan for that"
+            )
+        p, s, h = ctx.saved_tensors
+        T, B, H = _sizes(p)
+        grad_h = grad_h.contiguous()
+        _, bwd = _kernels(p.dtype)
+        carry, zero = p.new_zeros(B, H), p.new_zeros(B, H)
+        bwd(T, B, H, p.data_ptr(), h.data_ptr(), grad_h.data_ptr(), carry.data_ptr(),
+            s.data_ptr(), zero.data_ptr())  # fmt: skip
+        ctx.spent = True
+        return s  # [dL/dpz, dL/dph]
+
+
+def mingru_scan_native(p: torch.Tensor) -> torch.Tensor:
+    """`mingru_scan` through the C kernel: CPU tensors of a dtype `native_available` accepts.
+
+    Raises:
+        RuntimeError: the kernel is not available here (rnngrad.native.why_unavailable),
+            or p is not a float32 / float64 CPU tensor.
+    """
+    if p.device.type != "cpu" or not native_available(p.dtype):
+        why = native.why_unavailable(_KERNEL) or f"{p.dtype} on {p.device}"
+        raise RuntimeError(f"mingru_scan_native: the C kernel cannot run here ({why})")
+    return _MinGRUNative.apply(p)
