@@ -319,3 +319,12 @@ def test_lru_solves_adding_at_the_default_step_budget(tmp_path):
     summary = train_run(spec, tmp_path, probe=False, progress=False)
     assert summary["status"] == "solved", summary
     assert summary["steps_done"] < RunSpec.__dataclass_fields__["steps"].default
+
+
+def test_indrnn_solves_adding_over_the_block_encoder(tmp_path):
+    # one ReLU layer over the raw (value, marker) input cannot gate a value in and hold
+    # it (rnngrad.cells); over the block's features e_t it solves adding, stopping early
+    spec = RunSpec("adding", 16, variant="indrnn", model=VariantSpec(cell="indrnn"),
+                   steps=1000, lr=3e-3, probe_every=0, device="cpu")  # fmt: skip
+    summary = train_run(spec, tmp_path, probe=False, progress=False)
+    assert summary["status"] == "solved" and summary["steps_done"] < spec.steps, summary

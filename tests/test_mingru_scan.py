@@ -133,3 +133,25 @@ def test_native_backward_refuses_a_second_pass_through_a_retained_graph():
 def test_native_scan_names_why_it_cannot_run():
     with pytest.raises(RuntimeError, match="float16"):
         mingru_scan_native(torch.zeros(2, 1, 4, dtype=torch.float16))
+
+
+@pytest.mark.parametrize("has_kernel", [True, False], ids=["compiler", "none"])
+def test_a_run_records_the_scan_it_trained_with(tmp_path, monkeypatch, has_kernel):
+    # the two minGRU scans round differently, so a run says which one trained it
+    from rnngrad.specs import RunSpec
+    from rnngrad.train import train_run
+
+    if has_kernel:
+        _native(torch.zeros(1, 1, 2))
+    else:
+        monkeypatch.setattr(native, "_loaded", {"mingru_kernel": None})
+    got = {}
+    for cell in ("mingru", "lstm", "lru"):
+        spec = RunSpec("adding", 6, cell, VariantSpec(cell=cell, hidden_size=4), steps=2,
+                       eval_every=1, eval_size=8, test_size=8, device="cpu")  # fmt: skip
+        got[cell] = train_run(spec, tmp_path / cell, probe=False, progress=False)["scan"]
+    assert got == {
+        "mingru": "native" if has_kernel else "fused",
+        "lstm": "torch",
+        "lru": "sequential",
+    }

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrizations, parametrize
 
-from rnngrad.cells import CORES
+from rnngrad.cells import CORES, scan_method
 from rnngrad.specs import CELLS, CONSTRAINTS, FUSED_CELLS, INITS, VariantSpec, get_task
 
 __all__ = [
@@ -127,6 +127,15 @@ class SequenceModel(nn.Module):
         """Called by the training loop after every optimiser step (IndRNN's projection)."""
         if self.core is not None and hasattr(self.core, "after_step"):
             self.core.after_step()
+
+    def scan(self) -> str:
+        """How training runs the recurrence over time, on the model's device and dtype:
+        "torch" (nn.RNN / LSTM / GRU, oneDNN or cuDNN) or the core's `scan_method`
+        ("native" marks minGRU's C kernel, whose rounding differs from "fused")."""
+        if self.core is None:
+            return "torch"
+        p = next(self.parameters())
+        return scan_method(self.spec.cell, p.device.type, p.dtype)
 
     def recurrent_weight(self) -> torch.Tensor:
         """W_hh (G*H, H), through the orthogonal parametrisation when there is one.

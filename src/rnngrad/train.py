@@ -361,9 +361,8 @@ def _train(spec, out_dir, ckpt, device, tf32, config_hash, probe, progress) -> d
         _probe(model, x_probe, y_probe, spec.task, state.step, state)
     test = _test(spec, model, device) if state.diverged_at is None else (None, None)
 
-    summary = _summary(
-        spec, state, task, threshold, test, wall, device, tf32, config_hash, resumed_from
-    )
+    run = {"device": device, "tf32": tf32, "scan": model.scan(), "resumed_from": resumed_from}
+    summary = _summary(spec, state, task, threshold, test, wall, run, config_hash)
     _write_outputs(out_dir, state, summary)
     ckpt.unlink(missing_ok=True)
     return summary
@@ -405,9 +404,9 @@ def _test(spec: RunSpec, model, device) -> tuple[float | None, float | None]:
     )
 
 
-def _summary(
-    spec, state, task, threshold, test, wall, device, tf32, config_hash, resumed_from
-) -> dict:
+def _summary(spec, state, task, threshold, test, wall, run, config_hash) -> dict:
+    """run: where and how it ran (device, tf32, scan, resumed_from)."""
+    device = run["device"]
     k = spec.final_k
     metrics = state.evals["metric"][-k:]
     losses = state.evals["eval_loss"][-k:]
@@ -449,10 +448,11 @@ def _summary(
         "steps_done": steps_done,
         "wall_seconds": wall,
         "steps_per_second": steps_done / wall if wall > 0 else None,
-        "resumed_from": resumed_from,
+        "resumed_from": run["resumed_from"],
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "tf32": tf32,
+        "tf32": run["tf32"],
+        "scan": run["scan"],
         "threads": spec.threads,
         "torch_threads": torch.get_num_threads(),  # what torch used: checked against threads
         "torch_version": torch.__version__,
