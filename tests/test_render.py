@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from rnngrad.render import RenderError, quarto_command, render_report, renderer_versions
+from tests.ci import skip_unless_ci
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "report" / "report.qmd"
@@ -40,9 +41,7 @@ def _need_quarto() -> None:
     if shutil.which("quarto"):
         return
     reason = "quarto is not on PATH (`make quarto` installs Quarto 1.7.34 into .tools/quarto)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true, so the Quarto tests must run: {reason}", pytrace=False)
-    pytest.skip(reason)
+    skip_unless_ci(reason, "the Quarto tests must run")
 
 
 class _Page(HTMLParser):

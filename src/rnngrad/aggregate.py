@@ -52,6 +52,7 @@ __all__ = [
     "aggregate",
     "write_table",
     "read_table",
+    "finite_values",
     "mean_ci",
     "t_quantile",
     "wilson_interval",
@@ -175,7 +176,7 @@ def t_quantile(p: float, df: float) -> float:
     return 0.5 * (lo + hi)
 
 
-def _finite(values: Iterable[float]) -> np.ndarray:
+def finite_values(values: Iterable[float]) -> np.ndarray:
     """The finite values, None, NaN and inf dropped."""
     x = np.asarray([v for v in values if v is not None], dtype=float)
     return x[np.isfinite(x)]
@@ -189,7 +190,7 @@ def mean_ci(values: Iterable[float], level: float = 0.95) -> tuple[float, float,
         >>> m, round(hi - m, 3)
         (2.0, 2.484)
     """
-    x = _finite(values)
+    x = finite_values(values)
     if x.size == 0:
         return math.nan, math.nan, math.nan
     mean = float(x.mean())
@@ -233,7 +234,7 @@ def bootstrap_mean_ci(
         >>> lo >= 0.001 and hi <= 0.3
         True
     """
-    x = _finite(values)
+    x = finite_values(values)
     if x.size == 0:
         return math.nan, math.nan, math.nan
     mean = float(x.mean())

@@ -128,7 +128,7 @@ class SequenceModel(nn.Module):
         if self.core is not None and hasattr(self.core, "after_step"):
             self.core.after_step()
 
-    def scan(self) -> str:
+    def scan_method(self) -> str:
         """How training runs the recurrence over time, on the model's device and dtype:
         "torch" (nn.RNN / LSTM / GRU, oneDNN or cuDNN) or the core's `scan_method`
         ("native" marks minGRU's C kernel, whose rounding differs from "fused")."""

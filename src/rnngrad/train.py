@@ -361,7 +361,12 @@ def _train(spec, out_dir, ckpt, device, tf32, config_hash, probe, progress) -> d
         _probe(model, x_probe, y_probe, spec.task, state.step, state)
     test = _test(spec, model, device) if state.diverged_at is None else (None, None)
 
-    run = {"device": device, "tf32": tf32, "scan": model.scan(), "resumed_from": resumed_from}
+    run = {
+        "device": device,
+        "tf32": tf32,
+        "scan": model.scan_method(),
+        "resumed_from": resumed_from,
+    }
     summary = _summary(spec, state, task, threshold, test, wall, run, config_hash)
     _write_outputs(out_dir, state, summary)
     ckpt.unlink(missing_ok=True)

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rnngrad.aggregate import finite_values
+
 RUN_KEYS = ["task", "length", "variant", "seed"]
 # settings that make two variants the same model (clip_norm apart)
 VARIANT_KEYS = ["cell", "init", "constraint", "hidden_size", "lr", "r_min", "r_max", "max_phase"]
@@ -187,8 +189,7 @@ class Spread:
 
 def spread(values: Iterable[float]) -> Spread:
     """Median, minimum and maximum of the finite values (NaN for none)."""
-    x = np.asarray([v for v in values if v is not None], dtype=float)
-    x = x[np.isfinite(x)]
+    x = finite_values(values)
     if not x.size:
         return Spread(math.nan, math.nan, math.nan, 0)
     return Spread(float(np.median(x)), float(x.min()), float(x.max()), int(x.size))
