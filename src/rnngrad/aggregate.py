@@ -26,10 +26,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rnngrad.columns import CURVE_COLUMNS, PROFILE_COLUMNS, SPECTRA_COLUMNS
+from rnngrad.columns import CURVE_COLUMNS, HORIZON_COLUMNS, PROFILE_COLUMNS, SPECTRA_COLUMNS
+from rnngrad.config import climb_criterion
 from rnngrad.io import atomic_path
 from rnngrad.measures import HORIZON_RATIO, bound_summary, decay_rate, horizon
 from rnngrad.sweep import critical_table
+from rnngrad.verdicts import cell_verdict, meets, run_verdict
 
 __all__ = [
     "TABLES",
@@ -403,6 +405,8 @@ SUCCESS_COLUMNS = [
     "unsolved",
     "diverged",
     "stopped_early",
+    "off_baseline",
+    "verdict",
     "solved_rate",
     "solved_rate_ci_low",
     "solved_rate_ci_high",
@@ -417,7 +421,7 @@ SUCCESS_COLUMNS = [
 ]
 
 
-_COUNTS = ("seeds", "solved", "unsolved", "diverged", "stopped_early", "n_metric")
+_COUNTS = ("seeds", "solved", "unsolved", "diverged", "stopped_early", "off_baseline", "n_metric")
 _RATES = [c for c in SUCCESS_COLUMNS[SUCCESS_COLUMNS.index("solved_rate") :] if c not in _COUNTS]
 
 
@@ -464,6 +468,10 @@ def _success_row(key: tuple, g: pd.DataFrame, level: float) -> dict:
     steps = g.loc[solved & early, "steps_to_solve"].dropna().astype(float)
     mean, lo, hi = bootstrap_mean_ci(metric, level)
     rate_lo, rate_hi = wilson_interval(int(solved.sum()), len(g), level)
+    verdicts = [
+        run_verdict(str(st), None if pd.isna(r) else float(r))
+        for st, r in zip(status, g["test_loss_ratio"], strict=True)
+    ]
     return {
         "task": task,
         "length": length,
@@ -476,6 +484,8 @@ def _success_row(key: tuple, g: pd.DataFrame, level: float) -> dict:
         "unsolved": int((status == "unsolved").sum()),
         "diverged": int((status == "diverged").sum()),
         "stopped_early": int(early.sum()),
+        "off_baseline": sum(meets(v, "off_baseline") for v in verdicts),
+        "verdict": cell_verdict(verdicts),
         "solved_rate": float(solved.mean()),
         "solved_rate_ci_low": rate_lo,
         "solved_rate_ci_high": rate_hi,
@@ -511,6 +521,7 @@ def _not_attempted(config: Mapping, seen: set) -> list[dict]:
                 **{f: getattr(spec, f) for f in VARIANT_FIELDS[:-1]},
                 "metric_name": get_task(task).metric_name,
                 "attempted": False,
+                "verdict": "not attempted",
                 **dict.fromkeys(_COUNTS, 0),
                 **dict.fromkeys(_RATES, nan),
             }
@@ -537,6 +548,11 @@ def train_profiles_table(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
     return _run_files(run_dirs, "gradients.parquet", ["probe_step", *PROFILE_COLUMNS])
 
 
+def trained_profiles_table(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
+    """Every run's final model probed at the task's common length (horizon.parquet)."""
+    return _run_files(run_dirs, "horizon.parquet", list(HORIZON_COLUMNS))
+
+
 def spectra_table(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
     """W_hh gate-block spectra over training (spectra.parquet) with the run keys."""
     return _run_files(run_dirs, "spectra.parquet", list(SPECTRA_COLUMNS))
@@ -548,13 +564,22 @@ def init_profiles_table(probe_files: Iterable[str | Path]) -> pd.DataFrame:
     return _concat([_read_parquet(Path(p), cols) for p in probe_files], cols)
 
 
-def decay_table(init_profiles: pd.DataFrame, train_profiles: pd.DataFrame) -> pd.DataFrame:
+def decay_table(
+    init_profiles: pd.DataFrame,
+    train_profiles: pd.DataFrame,
+    trained_profiles: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Decay rate and horizon of every profile: phase 'init' per (task, length, variant,
-    seed), phase 'train' per run and probe step (probe_step is <NA> at init)."""
+    seed), phase 'train' per run and probe step (probe_step is <NA> at init), and phase
+    'trained' per run: its final model probed at the task's common length (horizon.parquet).
+    probe_length is the length of the probe's input: the run's own length but for
+    'trained'."""
     rows = []
+    trained = trained_profiles if trained_profiles is not None else pd.DataFrame()
     for phase, df, keys in (
         ("init", init_profiles, RUN_KEYS),
         ("train", train_profiles, [*RUN_KEYS, "probe_step"]),
+        ("trained", trained, [*RUN_KEYS, "probe_step", "probe_length"]),
     ):
         if not len(df):
             continue
@@ -564,10 +589,12 @@ def decay_table(init_profiles: pd.DataFrame, train_profiles: pd.DataFrame) -> pd
             points = d[(d >= 0) & np.isfinite(gn) & (gn > 0)]
             h, censored = horizon(g)
             start = g.loc[g["distance"] == 0, "grad_h"]
+            named = dict(zip(keys, key, strict=True))
             rows.append(
                 {
                     "phase": phase,
-                    **dict(zip(keys, key, strict=True)),
+                    **named,
+                    "probe_length": named.get("probe_length", named["length"]),
                     "decay_rate": decay_rate(g),
                     "horizon": h,
                     "horizon_censored": censored,
@@ -581,6 +608,7 @@ def decay_table(init_profiles: pd.DataFrame, train_profiles: pd.DataFrame) -> pd
         "phase",
         *RUN_KEYS,
         "probe_step",
+        "probe_length",
         "decay_rate",
         "horizon",
         "horizon_censored",
@@ -596,6 +624,7 @@ def decay_table(init_profiles: pd.DataFrame, train_profiles: pd.DataFrame) -> pd
     if "probe_step" not in out.columns:
         out["probe_step"] = None
     out["probe_step"] = pd.to_numeric(out["probe_step"], errors="coerce").astype("Int64")
+    out["probe_length"] = pd.to_numeric(out["probe_length"], errors="coerce").astype("int64")
     out["horizon_censored"] = out["horizon_censored"].astype(bool)
     return _typed_keys(out[cols])
 
@@ -763,7 +792,10 @@ def build_tables(
     init = init_profiles_table(probe_files)
     train = train_profiles_table(run_dirs)
     success = success_table(runs, config)
-    decay = decay_table(init, train)
+    decay = decay_table(init, train, trained_profiles_table(run_dirs))
+    criteria = (
+        {t: climb_criterion(dict(config), t) for t in success["task"].unique()} if config else {}
+    )
     tables = {
         "runs": runs,
         "success": success,
@@ -774,7 +806,7 @@ def build_tables(
         "spectra": spectra_table(run_dirs),
         "cost": cost_table(runs, benchmark_files),
         "variants": variants_table(config, runs),
-        "critical": critical_table(success, decay, runs),
+        "critical": critical_table(success, decay, runs, criteria),
     }
     assert tuple(tables) == TABLES
     return tables

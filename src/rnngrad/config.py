@@ -32,6 +32,8 @@ __all__ = [
     "train_grid",
     "probe_grid",
     "train_steps",
+    "climb_criterion",
+    "horizon_length",
     "config_hash",
     "GridPoint",
     "run_spec",
@@ -245,6 +247,13 @@ def check_config(cfg: Any, source: str = "config") -> dict:
                 f"{source}: train.steps: no step budget for trained task(s) {missing}; "
                 f"give one per task or a single number, got {steps}"
             )
+        for task, lengths in cfg["train"]["tasks"].items():
+            if isinstance(steps[task], list) and len(steps[task]) != len(lengths):
+                raise ConfigError(
+                    f"{source}: train.steps.{task}: a list of budgets needs one per length "
+                    f"of train.tasks.{task} ({len(lengths)}: {lengths}), got "
+                    f"{len(steps[task])}: {steps[task]}"
+                )
     for section in ("train", "probes"):
         for task, lengths in cfg[section]["tasks"].items():
             for name in _variants(cfg, section):
@@ -298,16 +307,37 @@ def train_grid(cfg: dict) -> list[GridPoint]:
     ]
 
 
-def train_steps(cfg: dict, task: str) -> int:
-    """The step budget of a task's runs: `train.steps`, a number or a task -> number mapping."""
+def train_steps(cfg: dict, task: str, length: int) -> int:
+    """The step budget of a run: `train.steps`, one number, or per task a number or a
+    list with one number per length of `train.tasks.<task>`."""
     steps = cfg["train"]["steps"]
-    if not isinstance(steps, dict):
+    if isinstance(steps, dict):
+        if task not in steps:
+            raise ConfigError(
+                f"train.steps has no step budget for task {task!r}; it has {sorted(steps)}"
+            )
+        steps = steps[task]
+    if not isinstance(steps, list):
         return int(steps)
-    if task not in steps:
+    lengths = list(cfg["train"]["tasks"].get(task, []))
+    if length not in lengths:
         raise ConfigError(
-            f"train.steps has no step budget for task {task!r}; it has {sorted(steps)}"
+            f"train.steps.{task} gives budgets per length, and {length} is not one of "
+            f"train.tasks.{task}: {lengths}"
         )
-    return int(steps[task])
+    return int(steps[lengths.index(length)])
+
+
+def climb_criterion(cfg: dict, task: str) -> str:
+    """What passes a length of the task's sweep: `train.climb.<task>`, default solved."""
+    return str(cfg["train"].get("climb", {}).get(task, "solved"))
+
+
+def horizon_length(cfg: dict, task: str) -> int | None:
+    """The common length at which every trained model of a task is probed at the end of
+    its run: the task's longest training length (None for a task that is not trained)."""
+    lengths = cfg["train"]["tasks"].get(task)
+    return max(lengths) if lengths else None
 
 
 def probe_grid(cfg: dict) -> list[GridPoint]:
@@ -359,7 +389,7 @@ def run_spec(cfg: dict, point: GridPoint, *, threads: int = 1, **overrides) -> R
         )
     }
     if overrides.get("steps") is None:
-        settings["steps"] = train_steps(cfg, point.task)
+        settings["steps"] = train_steps(cfg, point.task, point.length)
     settings.update({k: v for k, v in overrides.items() if v is not None})
     return RunSpec(
         task=point.task,
@@ -368,6 +398,7 @@ def run_spec(cfg: dict, point: GridPoint, *, threads: int = 1, **overrides) -> R
         model=specs[point.variant],
         seed=point.seed if point.seed is not None else 0,
         solve_threshold=train.get("solve", {}).get(point.task),
+        horizon_length=horizon_length(cfg, point.task),
         device=cfg["device"],
         threads=threads,
         **settings,

@@ -11,6 +11,7 @@ import contextlib
 import glob
 import json
 import os
+import resource
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ __all__ = [
     "atomic_path",
     "discard_temporaries",
     "log_to",
+    "write_cpu_usage",
     "write_json",
     "write_parquet",
     "write_text",
@@ -90,6 +92,19 @@ def write_text(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=True) + "\n")
+
+
+def write_cpu_usage(path: str | Path) -> None:
+    """The job's own CPU seconds (this process and its children) as {"cpu_seconds": x}.
+
+    Snakemake's benchmark file samples a job's CPU time and misses its tail, so each job
+    counts its own with getrusage (rnngrad.aggregate reads it beside the benchmark file).
+    """
+    cpu = sum(
+        r.ru_utime + r.ru_stime
+        for r in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    )
+    write_json(path, {"cpu_seconds": cpu})
 
 
 def write_parquet(path: str | Path, df) -> None:

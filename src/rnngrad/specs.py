@@ -237,6 +237,9 @@ class RunSpec:
         probe_every: probe dL/dh_t every N steps (0: only at the start and the end).
         probe_batch: size of the fixed probe batch.
         checkpoint_every: write a checkpoint every N steps.
+        horizon_length: after training, probe the final model once more at this length
+            (the task's longest grid length in a workflow), so that the horizons of
+            models trained at different lengths are measured on one footing; None: no.
         device: auto | cpu | cuda.
         threads: torch intra-op threads (the Snakemake job's threads).
     """
@@ -257,11 +260,14 @@ class RunSpec:
     probe_every: int = 500
     probe_batch: int = 32
     checkpoint_every: int = 500
+    horizon_length: int | None = None
     device: str = "auto"
     threads: int = 1
 
     def __post_init__(self) -> None:
         get_task(self.task)
+        if self.horizon_length is not None and self.horizon_length < 2:
+            raise ValueError(f"horizon_length must be >= 2 or None, got {self.horizon_length}")
         if self.length < 2:
             raise ValueError(f"length must be >= 2, got {self.length}")
         for key in (

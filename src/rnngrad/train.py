@@ -34,7 +34,7 @@ import torch
 from tqdm import tqdm
 
 from rnngrad import tasks
-from rnngrad.columns import CURVE_COLUMNS
+from rnngrad.columns import CURVE_COLUMNS, HORIZON_COLUMNS, RUN_FILES
 from rnngrad.io import atomic_path, discard_temporaries, write_json, write_parquet
 from rnngrad.models import build_model
 from rnngrad.probes import TRAIN_JAC_EXAMPLES, gradient_profile, weight_spectra
@@ -52,7 +52,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-RUN_FILES = ("summary.json", "curve.parquet", "gradients.parquet", "spectra.parquet")
 CHECKPOINT_VERSION = 1
 TEST_CHUNK = 250_000  # examples x steps per forward pass of the test evaluation (memory)
 
@@ -137,6 +136,7 @@ class _State:
         self.evals: dict[str, list] = {"step": [], "metric": [], "eval_loss": []}
         self.probes: list[dict] = []
         self.spectra: list[dict] = []
+        self.horizon: dict | None = None  # the final model's profile at horizon_length
         self.steps_to_solve: int | None = None
         self.diverged_at: int | None = None
         self.elapsed = 0.0  # seconds of training before this process (resumed runs)
@@ -197,6 +197,23 @@ def _probe(model, x, y, task: str, probe_step: int, state: _State) -> None:
     spectra = weight_spectra(model)
     spectra.insert(0, "probe_step", probe_step)
     state.spectra.append(spectra.to_dict(orient="list"))
+
+
+def _horizon_probe(model, spec: RunSpec, device, state: _State) -> None:
+    """The final model's gradient profile at the common length spec.horizon_length.
+
+    A model trained at any length runs at any other (its weights do not depend on T), so
+    the horizon of every trained model of a task is measured at one length, not capped
+    by the length it happened to be trained at. One Jacobian example: the bound is
+    checked at the trained length already.
+    """
+    x, y = tasks.make_batch(
+        spec.task, spec.horizon_length, spec.probe_batch, spec.seed, 0, device, stream="probe"
+    )
+    profile = gradient_profile(model, x, y, spec.task, jac_examples=1)
+    profile.insert(0, "probe_length", spec.horizon_length)
+    profile.insert(0, "probe_step", state.step)
+    state.horizon = profile.to_dict(orient="list")
 
 
 def _frames(records: list[dict]) -> pd.DataFrame:
@@ -359,6 +376,8 @@ def _train(spec, out_dir, ckpt, device, tf32, config_hash, probe, progress) -> d
     last_probe = state.probes[-1]["probe_step"][0] if state.probes else None
     if probe and state.diverged_at is None and last_probe != state.step:
         _probe(model, x_probe, y_probe, spec.task, state.step, state)
+    if probe and state.diverged_at is None and spec.horizon_length is not None:
+        _horizon_probe(model, spec, device, state)
     test = _test(spec, model, device) if state.diverged_at is None else (None, None)
 
     run = {
@@ -474,5 +493,7 @@ def _write_outputs(out_dir: Path, state: _State, summary: dict) -> None:
     write_parquet(out_dir / "curve.parquet", curve)
     write_parquet(out_dir / "gradients.parquet", _frames(state.probes))
     write_parquet(out_dir / "spectra.parquet", _frames(state.spectra))
+    horizon = pd.DataFrame(state.horizon or {c: [] for c in HORIZON_COLUMNS})
+    write_parquet(out_dir / "horizon.parquet", horizon[list(HORIZON_COLUMNS)])
     # The summary goes last: its presence means the run's files are complete.
     write_json(out_dir / "summary.json", summary)

@@ -1,14 +1,17 @@
 # Helpers shared by the rules: the checked config, the grids and the paths of the runs.
 # The config is checked here, before any job runs: the schema (workflow/schemas/),
 # duplicate keys, and combinations a schema cannot express. Errors name the key.
+import os
 from functools import partial
 from pathlib import Path
 
 import snakemake
+from snakemake.exceptions import IncompleteCheckpointException
 
 from rnngrad import config as rnnconfig
 from rnngrad import sweep
 from rnngrad.aggregate import TABLES
+from rnngrad.columns import RUN_FILES
 from rnngrad.figures import FIGURE_TABLES, FIGURES
 from rnngrad.specs import TASKS
 
@@ -25,21 +28,29 @@ TRAIN = rnnconfig.train_grid(CFG)  # every run the grid plans; the sweep trains 
 PROBES = rnnconfig.probe_grid(CFG)
 SEEDS = CFG["train"]["seeds"]
 ADAPTIVE = CFG["train"]["adaptive"]
+SEQUENTIAL = CFG["train"]["sequential"]
 TRAIN_CELLS = sorted({(p.task, p.variant) for p in TRAIN}, key=str)
 if ADAPTIVE and workflow.is_main_process:
     logger.info(
         "Length sweep (train.adaptive): the first length of each task is planned now; "
-        "a variant's next length joins the DAG once a majority of its seeds solved the "
-        "one before (checkpoint train)."
+        "a variant's next runs join the DAG as its results arrive (checkpoint train)"
+        + (
+            ": its first seed climbs alone, and the lengths around its first failure "
+            "get every seed (train.sequential)."
+            if SEQUENTIAL
+            else "."
+        )
     )
+# glibc returns freed memory to the system at every step otherwise, and oneDNN's LSTM
+# then page-faults through its workspace: keeping it makes an LSTM step at T = 1000
+# 2.7x faster (README, "Performance"). The jobs inherit the variables.
+os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(2**30))
+os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", str(2**30))
 PROBE_VARIANTS = sorted({p.variant for p in PROBES})
 
-# One train job per task, length and variant runs all its seeds (one after another);
-# each run keeps its own folder.
-CELL_DIR = "results/runs/{task}/T{length}/{variant}"
-RUN_DIR = f"{CELL_DIR}/seed{{seed}}"
-RUN_FILES = ("summary.json", "curve.parquet", "gradients.parquet", "spectra.parquet")
-TRAIN_BENCHMARK = "results/benchmarks/train/{task}/T{length}/{variant}.tsv"
+# One train job per run (task, length, variant, seed): the sweep decides run by run.
+RUN_DIR = "results/runs/{task}/T{length}/{variant}/seed{seed}"
+TRAIN_BENCHMARK = "results/benchmarks/train/{task}/T{length}/{variant}/seed{seed}.tsv"
 # One init-probe job per variant writes the files of every probed task and length.
 PROBE_FILE = "results/probes/{task}/T{length}/{variant}.parquet"
 PROBE_POINTS = [
@@ -56,11 +67,6 @@ wildcard_constraints:
     figure="|".join(FIGURES),
 
 
-def seed_files(name):
-    """One file of each seed of a train job (its task, length and variant still wildcards)."""
-    return expand(f"{RUN_DIR}/{name}", seed=SEEDS, allow_missing=True)
-
-
 def probe_outputs():
     """The init-probe files of one variant (a wildcard): every probed task and length."""
     return [
@@ -69,39 +75,56 @@ def probe_outputs():
     ]
 
 
-def _statuses(task, variant, length):
-    """The seeds' statuses at one length, once its train job (a checkpoint) has run.
+def _verdict(task, variant, length, seed):
+    """A run's verdict once its train job (a checkpoint) has run, else None."""
+    try:
+        job = checkpoints.train.get(
+            task=task, length=length, variant=variant, seed=seed
+        )
+    except IncompleteCheckpointException:
+        return None
+    return sweep.read_verdict(job.output.summary)
 
-    Before that, checkpoints.train.get raises; Snakemake then runs the job and asks again.
-    """
-    job = checkpoints.train.get(task=task, length=length, variant=variant)
-    return sweep.read_statuses(job.output.summaries)
 
-
-def _sweep_files(task, variant, wildcards):
-    # The sweep's decision (rnngrad.sweep): the lengths trained so far and the next one.
-    lengths = sweep.sweep_lengths(
-        CFG["train"]["tasks"][task], partial(_statuses, task, variant), ADAPTIVE
+def _design(task, variant):
+    return sweep.sweep_design(
+        CFG["train"]["tasks"][task],
+        SEEDS,
+        partial(_verdict, task, variant),
+        rnnconfig.climb_criterion(CFG, task),
+        SEQUENTIAL,
+        ADAPTIVE,
     )
-    keys = [dict(task=task, length=n, variant=variant) for n in lengths]
-    runs = [
-        f"{RUN_DIR}/{name}".format(**k, seed=s)
-        for k in keys
-        for s in SEEDS
-        for name in RUN_FILES
+
+
+def _sweep_files(task, variant, seed, wildcards):
+    """The runs of one seed that the sweep's design (rnngrad.sweep) asks for, once the
+    design is complete. One input function per seed: each waits on one pending run at a
+    time (its own first), so the seeds' runs of one length are scheduled side by side.
+    """
+    design = _design(task, variant)
+    while design.pending:
+        length, waits = next(
+            (r for r in design.pending if r[1] == seed), design.pending[0]
+        )
+        # raises until that run is done; Snakemake then runs it and asks again
+        checkpoints.train.get(task=task, length=length, variant=variant, seed=waits)
+        design = _design(task, variant)
+    keys = [
+        dict(task=task, length=n, variant=variant, seed=s)
+        for n, s in design.needed
+        if s == seed
     ]
+    runs = [f"{RUN_DIR}/{name}".format(**k) for k in keys for name in RUN_FILES]
     return runs + [TRAIN_BENCHMARK.format(**k) for k in keys]
 
 
 def sweep_inputs():
-    """One input function per task and variant: its runs, as far as its sweep went.
-
-    Each function waits on its own checkpoints, so the sweeps of all variants advance
-    side by side (one input function waits on one checkpoint at a time).
-    """
+    """One input function per task, variant and seed: its runs, as far as the sweep went."""
     return {
-        f"sweep_{task}_{variant}": partial(_sweep_files, task, variant)
+        f"sweep_{task}_{variant}_{seed}": partial(_sweep_files, task, variant, seed)
         for task, variant in TRAIN_CELLS
+        for seed in SEEDS
     }
 
 
@@ -137,25 +160,20 @@ REPORT_COMMANDS = [
 ]
 
 
-def cell_identity(wildcards):
-    """The settings that fix the job's numbers, per seed (a change to them reruns the job)."""
-    return [
-        rnnconfig.run_spec(
-            CFG,
-            rnnconfig.GridPoint(
-                wildcards.task, int(wildcards.length), wildcards.variant, seed
-            ),
-        ).identity()
-        for seed in SEEDS
-    ]
+def run_identity(wildcards):
+    """The settings that fix the run's numbers (a change to them reruns the job)."""
+    point = rnnconfig.GridPoint(
+        wildcards.task, int(wildcards.length), wildcards.variant, int(wildcards.seed)
+    )
+    return rnnconfig.run_spec(CFG, point).identity()
 
 
 def train_runtime(wildcards, attempt):
-    """Minutes for a Slurm job of every seed: measured CPU step times (one thread, up to
+    """Minutes for a Slurm job of one run: measured CPU step times (one thread, up to
     0.33 ms per step and unit of length: the GRU) with 50 % to spare, grown on retry."""
-    steps = rnnconfig.train_steps(CFG, wildcards.task)
+    steps = rnnconfig.train_steps(CFG, wildcards.task, int(wildcards.length))
     seq = TASKS[wildcards.task].seq_len(int(wildcards.length))
-    return int(10 + len(SEEDS) * steps * seq * 0.5e-3 / 60) * attempt
+    return int(10 + steps * seq * 0.5e-3 / 60) * attempt
 
 
 def train_mem_mb(wildcards, attempt):

@@ -1,19 +1,19 @@
-# Training: one job per task, length and variant runs all its seeds, one after another.
-# The job is a checkpoint: the sweep (common.smk, rnngrad.sweep) reads its seeds'
-# statuses to decide whether the variant goes on to the next length, so the DAG grows
-# as results arrive. Each run's checkpoint file lives outside the declared outputs, so
-# a killed job resumes its unfinished run when Snakemake reruns the job.
+# Training: one job per run (task, length, variant, seed). The job is a checkpoint: the
+# sweep (common.smk, rnngrad.sweep) reads each run's verdict to decide which runs come
+# next, so the DAG grows as results arrive. Each run's checkpoint file lives outside the
+# declared outputs, so a killed job resumes its run when Snakemake reruns the job.
 
 
 checkpoint train:
     output:
-        summaries=seed_files("summary.json"),
-        curves=seed_files("curve.parquet"),
-        gradients=seed_files("gradients.parquet"),
-        spectra=seed_files("spectra.parquet"),
-        usage="results/benchmarks/train/{task}/T{length}/{variant}.usage.json",
+        summary=f"{RUN_DIR}/summary.json",
+        curve=f"{RUN_DIR}/curve.parquet",
+        gradients=f"{RUN_DIR}/gradients.parquet",
+        spectra=f"{RUN_DIR}/spectra.parquet",
+        horizon=f"{RUN_DIR}/horizon.parquet",
+        usage="results/benchmarks/train/{task}/T{length}/{variant}/seed{seed}.usage.json",
     log:
-        "results/logs/train/{task}/T{length}/{variant}.log",
+        "results/logs/train/{task}/T{length}/{variant}/seed{seed}.log",
     benchmark:
         TRAIN_BENCHMARK
     conda:
@@ -23,9 +23,8 @@ checkpoint train:
         mem_mb=train_mem_mb,
         runtime=train_runtime,
     params:
-        seeds=SEEDS,
-        checkpoints="results/checkpoints/{task}/T{length}/{variant}",
-        # the runs' own settings: editing another part of the config reruns nothing here
-        runs=cell_identity,
+        checkpoint="results/checkpoints/{task}/T{length}/{variant}/seed{seed}.pt",
+        # the run's own settings: editing another part of the config reruns nothing here
+        run=run_identity,
     script:
         "../scripts/train.py"

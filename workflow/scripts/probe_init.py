@@ -1,12 +1,10 @@
 """Rule probe_init: one variant's gradient profiles at initialisation, every task and length
 (logic in rnngrad.probes)."""
 
-import resource
-
 import torch
 
 from rnngrad.config import variant_specs
-from rnngrad.io import log_to, write_json, write_parquet
+from rnngrad.io import log_to, write_cpu_usage, write_parquet
 from rnngrad.probes import init_probe
 from rnngrad.train import resolve_device
 
@@ -28,9 +26,4 @@ with log_to(snakemake.log[0]):
             jac_examples=snakemake.params.jac_examples,
         )
         write_parquet(path, df)
-    # The job's own CPU count: Snakemake's benchmark file samples it and misses the tail.
-    cpu = sum(
-        r.ru_utime + r.ru_stime
-        for r in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-    )
-    write_json(snakemake.output.usage, {"cpu_seconds": cpu})
+    write_cpu_usage(snakemake.output.usage)
