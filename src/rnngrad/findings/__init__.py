@@ -10,10 +10,12 @@ own; each function has tests on small tables whose answer is known by constructi
 - remedies: `clipping_effect`, `largest_gain`, `spectral_growth`, `constraint_check`,
   `mitigation_gains`, `cost_by_cell`
 - shared: `spread` (median, range, count), `pick`, `find_variant`, `wilson`
+- scorecard: `verdict`, `verdicts`, `scorecard`, `scorecard_summary`; anchors: `read_anchors`
 - methods: `load_tables`, `resolve_config`, `tasks_table`, `variant_table`, `grid_table`
 """
 
 from rnngrad.findings._common import Spread, find_variant, pick, spread, wilson
+from rnngrad.findings.anchors import read_anchors
 from rnngrad.findings.decay import (
     BoundTightness,
     DecayExtremes,
@@ -51,6 +53,13 @@ from rnngrad.findings.remedies import (
     spectral_growth,
     twin,
 )
+from rnngrad.findings.scorecard import (
+    ScorecardSummary,
+    scorecard,
+    scorecard_summary,
+    verdict,
+    verdicts,
+)
 
 __all__ = [
     "BoundTightness",
@@ -60,6 +69,7 @@ __all__ = [
     "CostSummary",
     "Overview",
     "REMEDIES",
+    "ScorecardSummary",
     "bound_tightness",
     "budget",
     "clipping_effect",
@@ -76,8 +86,11 @@ __all__ = [
     "load_tables",
     "mitigation_gains",
     "pick",
+    "read_anchors",
     "reference_decay",
     "resolve_config",
+    "scorecard",
+    "scorecard_summary",
     "spectral_growth",
     "spread",
     "success_by_length",
@@ -85,6 +98,8 @@ __all__ = [
     "training_overview",
     "twin",
     "variant_table",
+    "verdict",
+    "verdicts",
     "width_effect",
     "wilson",
 ]
