@@ -1,7 +1,7 @@
 """Shared fixtures: a small synthetic results tree with the files training and probes write.
 
 `make_results_tree(root)` writes, for 2 tasks x 2 lengths x 3 variants x 2 seeds,
-summary.json, curve.parquet, gradients.parquet, spectra.parquet and the Snakemake
+summary.json, curve.parquet, gradients.parquet, spectra.parquet, horizon.parquet and the Snakemake
 benchmark TSVs, plus the init probes (3 seeds each). One run diverges; one stops early
 on its evaluation batch but fails its held-out test (unsolved, stopped_early). The numbers
 are synthetic but shaped like real ones: exponential gradient profiles under a product
@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from rnngrad.columns import HORIZON_COLUMNS
 
 TASKS = {"adding": [10, 20], "copy": [10, 20]}
 VARIANTS = {
@@ -189,6 +191,15 @@ def _write_run(
             )
     pd.concat(grads, ignore_index=True).to_parquet(out / "gradients.parquet", index=False)
     pd.DataFrame(spectra).to_parquet(out / "spectra.parquet", index=False)
+    # the final model at the grid's longest length (a diverged run has none)
+    common = max(TASKS[task])
+    horizon = _profile(task, common, v, 1.0 + steps / n_steps, rng) if status != "diverged" else None
+    if horizon is None:
+        horizon = pd.DataFrame({c: pd.Series(dtype=float) for c in HORIZON_COLUMNS})
+    else:
+        horizon.insert(0, "probe_length", common)
+        horizon.insert(0, "probe_step", steps)
+    horizon[list(HORIZON_COLUMNS)].to_parquet(out / "horizon.parquet", index=False)
 
     evals = metric[np.isfinite(metric)][-3:]
     losses = eval_loss[np.isfinite(eval_loss)][-3:]

@@ -9,7 +9,9 @@ from rnngrad.config import (
     ConfigError,
     GridPoint,
     check_config,
+    climb_criterion,
     config_hash,
+    horizon_length,
     load_config,
     probe_grid,
     run_spec,
@@ -56,6 +58,22 @@ def test_grids_and_run_spec():
         run_spec(cfg, GridPoint("adding", 8, "nope", 0))
 
 
+def test_climb_criterion_sequential_and_the_common_horizon_length():
+    raw = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    cfg = check_config(raw)
+    assert cfg["train"]["sequential"] is True and climb_criterion(cfg, "copy") == "solved"
+    raw["train"]["climb"] = {"copy": "off_baseline"}
+    cfg = check_config(raw)
+    assert climb_criterion(cfg, "copy") == "off_baseline"
+    assert climb_criterion(cfg, "adding") == "solved"
+    # every run of a task is probed at the end at the task's longest length
+    assert run_spec(cfg, GridPoint("adding", 8, "gru", 0)).horizon_length == 16
+    assert horizon_length(cfg, "copy") == 5
+    raw["train"]["climb"] = {"copy": "nearly"}
+    with pytest.raises(ConfigError, match="train.climb.copy: 'nearly' is not one of"):
+        check_config(raw)
+
+
 def test_steps_per_task_and_the_sweep_switch():
     cfg = load_config(ROOT / "config" / "smoke.yaml")
     assert cfg["train"]["adaptive"] is True  # the schema's default
@@ -63,7 +81,7 @@ def test_steps_per_task_and_the_sweep_switch():
     raw["train"].update(steps={"adding": 11, "copy": 22}, adaptive=False)
     cfg = check_config(raw)
     assert cfg["train"]["adaptive"] is False
-    assert train_steps(cfg, "adding") == 11 and train_steps(cfg, "copy") == 22
+    assert train_steps(cfg, "adding", 8) == 11 and train_steps(cfg, "copy", 5) == 22
     assert run_spec(cfg, GridPoint("copy", 5, "gru", 0)).steps == 22
     assert run_spec(cfg, GridPoint("adding", 8, "gru", 0)).steps == 11
     assert run_spec(cfg, GridPoint("copy", 5, "gru", 0), steps=3).steps == 3  # --steps wins
@@ -71,7 +89,16 @@ def test_steps_per_task_and_the_sweep_switch():
     assert len(train_grid(cfg)) == len(train_grid(load_config(ROOT / "config" / "smoke.yaml")))
     raw["train"]["steps"] = 33
     cfg = check_config(raw)
-    assert train_steps(cfg, "adding") == train_steps(cfg, "copy") == 33
+    assert train_steps(cfg, "adding", 16) == train_steps(cfg, "copy", 5) == 33
+    # one budget per length
+    raw["train"]["steps"] = {"adding": [7, 9], "copy": 22}
+    cfg = check_config(raw)
+    assert [run_spec(cfg, GridPoint("adding", n, "gru", 0)).steps for n in (8, 16)] == [7, 9]
+    with pytest.raises(ConfigError, match="32 is not one of train.tasks.adding"):
+        train_steps(cfg, "adding", 32)
+    raw["train"]["steps"] = {"adding": [7], "copy": 22}
+    with pytest.raises(ConfigError, match=r"train.steps.adding: a list of budgets needs one per length"):
+        check_config(raw)
     raw["train"].update(steps={"adding": 5}, tasks={"adding": [8]})  # copy not trained
     cfg = check_config(raw)
     with pytest.raises(ConfigError, match="no step budget for task 'copy'"):

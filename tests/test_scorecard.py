@@ -19,83 +19,45 @@ from rnngrad.findings.scorecard import (
     NO_COUNTERPART,
     NOT_ATTEMPTED,
     NOT_IN_GRID,
-    OFF_BASELINE,
     budget_frame,
     scorecard,
     scorecard_summary,
-    verdict,
-    verdicts,
 )
+from rnngrad.verdicts import OFF_BASELINE
 
 ROOT = Path(__file__).resolve().parents[1]
 ANCHORS = ROOT / "report" / "anchors.csv"
 BIB = ROOT / "report" / "references.bib"
 
-# ----------------------------------------------------------------------- verdict
+# ------------------------------------------------------------- a fake success table
 
 
-@pytest.mark.parametrize(
-    ("solved", "seeds", "ratio", "expected"),
-    [
-        (2, 3, 1.0, "solved"),  # a strict majority solved, whatever the median loss
-        (3, 5, math.nan, "solved"),
-        (1, 2, 0.01, "off_baseline"),  # half is no strict majority
-        (1, 3, OFF_BASELINE, "off_baseline"),  # the line itself is off the baseline
-        (0, 3, OFF_BASELINE + 1e-9, "at_baseline"),
-        (0, 3, 0.98, "at_baseline"),
-        (0, 3, math.nan, "at_baseline"),  # every seed diverged: no evidence
-        (0, 3, math.inf, "at_baseline"),
-        (1, 1, 5.0, "solved"),
-    ],
-)
-def test_verdict_boundaries(solved, seeds, ratio, expected):
-    assert verdict(solved, seeds, ratio) == expected
-
-
-@pytest.mark.parametrize(("solved", "seeds"), [(0, 0), (4, 3), (-1, 3)])
-def test_verdict_rejects_impossible_counts(solved, seeds):
-    with pytest.raises(ValueError, match="solved <= seeds"):
-        verdict(solved, seeds, 1.0)
-
-
-def _cell(task, length, variant, solved, ratio, seeds=3, attempted=True):
+def _cell(task, length, variant, verdict, ratio, seeds=3, attempted=True):
     return {
         "task": task,
         "length": length,
         "variant": variant,
         "attempted": attempted,
         "seeds": seeds if attempted else 0,
-        "solved": solved,
+        "verdict": verdict if attempted else NOT_ATTEMPTED,
         "test_loss_ratio_median": ratio if attempted else math.nan,
     }
 
 
 SUCCESS = pd.DataFrame(
     [
-        _cell("adding", 600, "gru", 3, 0.001),  # solved: agrees with Bai et al.
-        _cell("adding", 600, "rnn", 0, 0.99),  # at the baseline: agrees
-        _cell("adding", 600, "lstm", 0, 0.2),  # off the baseline: disagrees (at_baseline)
-        _cell("copy", 1000, "lstm", 0, 1.0),  # agrees
-        _cell("copy", 1000, "gru", 0, 0.0, attempted=False),  # the sweep stopped below
+        _cell("adding", 600, "gru", "solved", 0.001),  # agrees with Bai et al.
+        _cell("adding", 600, "rnn", "at_baseline", 0.99),  # agrees
+        _cell("adding", 600, "lstm", "off_baseline", 0.2),  # disagrees (at_baseline)
+        _cell("copy", 1000, "lstm", "at_baseline", 1.0),  # agrees
+        _cell("copy", 1000, "gru", "at_baseline", 0.0, attempted=False),  # sweep stopped below
     ]
 )
 
 
-def test_verdicts_column():
-    out = verdicts(SUCCESS)
-    assert list(out["verdict"]) == [
-        "solved",
-        "at_baseline",
-        "off_baseline",
-        "at_baseline",
-        NOT_ATTEMPTED,
-    ]
-    assert "verdict" not in SUCCESS.columns  # a copy, not the caller's frame
-
-
-def test_verdicts_names_missing_columns():
-    with pytest.raises(ValueError, match="test_loss_ratio_median"):
-        verdicts(SUCCESS.drop(columns="test_loss_ratio_median"))
+def test_scorecard_names_missing_columns():
+    with pytest.raises(ValueError, match="verdict"):
+        scorecard(pd.DataFrame(columns=ANCHOR_COLUMNS), SUCCESS.drop(columns="verdict"), None)
 
 
 # ------------------------------------------------------------------- read_anchors

@@ -284,14 +284,15 @@ def _common_horizons(decay: pd.DataFrame, task: str, variant: str, rung: float, 
     """The horizons at one common length per task: at initialisation, each seed's probe
     at the longest probed length of the task (the same for every variant); after
     training, each seed's last probe at length `final` of the run trained at `rung`."""
-    none = decay.iloc[0:0]
-    init = decay[(decay["phase"] == "init") & (decay["task"] == task)] if len(decay) else none
+    if not len(decay):
+        return math.nan, _horizon_stats(decay), _horizon_stats(decay)
+    init = decay[(decay["phase"] == "init") & (decay["task"] == task)]
     init_length = float(init["length"].max()) if len(init) else math.nan
     init = init[(init["variant"] == variant) & (init["length"] == init_length)]
-    trained = none
-    if len(decay) and not math.isnan(rung):
+    trained = decay.iloc[0:0]
+    if not math.isnan(rung):
         trained = decay[
-            (decay["phase"] == "train")
+            (decay["phase"] == "trained")
             & (decay["task"] == task)
             & (decay["variant"] == variant)
             & (decay["length"] == rung)

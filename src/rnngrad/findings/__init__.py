@@ -10,7 +10,7 @@ own; each function has tests on small tables whose answer is known by constructi
 - remedies: `clipping_effect`, `largest_gain`, `spectral_growth`, `constraint_check`,
   `mitigation_gains`, `cost_by_cell`
 - shared: `spread` (median, range, count), `pick`, `find_variant`, `wilson`
-- scorecard: `verdict`, `verdicts`, `scorecard`, `scorecard_summary`; anchors: `read_anchors`
+- scorecard: `scorecard`, `scorecard_summary`; anchors: `read_anchors`
 - methods: `load_tables`, `resolve_config`, `tasks_table`, `variant_table`, `grid_table`
 """
 
@@ -57,8 +57,6 @@ from rnngrad.findings.scorecard import (
     ScorecardSummary,
     scorecard,
     scorecard_summary,
-    verdict,
-    verdicts,
 )
 
 __all__ = [
@@ -98,8 +96,6 @@ __all__ = [
     "training_overview",
     "twin",
     "variant_table",
-    "verdict",
-    "verdicts",
     "width_effect",
     "wilson",
 ]

@@ -7,11 +7,13 @@ on budgets far from ours (the scorecard states the ratio per row). So the papers
 losses are no targets: `scorecard` compares outcome classes, defined once here for both
 sides:
 
-- solved: adding test MSE < 0.01, copy recall >= 0.99 (rnngrad.specs.is_solved); for
-  our cells, a strict majority of the seeds solved;
-- off_baseline: not solved, but the (median) test loss is at most OFF_BASELINE times
-  the memoryless baseline (adding 1/6, copy 10 ln 8 / (T + 20));
+- solved: adding test MSE < 0.01, copy recall >= 0.99 (rnngrad.specs.is_solved);
+- off_baseline: not solved, but the test loss is at most OFF_BASELINE times the
+  memoryless baseline (adding 1/6, copy 10 ln 8 / (T + 20));
 - at_baseline: neither.
+
+Our cells' verdicts come from the success table (a strict majority of the seeds,
+rnngrad.verdicts.cell_verdict, the definition the sweep climbs on too).
 
 No torch: pandas only.
 """
@@ -23,6 +25,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from rnngrad.verdicts import OFF_BASELINE, VERDICTS
+
 __all__ = [
     "NOT_ATTEMPTED",
     "NOT_IN_GRID",
@@ -33,55 +37,14 @@ __all__ = [
     "budget_frame",
     "scorecard",
     "scorecard_summary",
-    "verdict",
-    "verdicts",
 ]
 
-OFF_BASELINE = 0.5  # "got off the baseline": median test loss / baseline <= this
-OUTCOMES = ("solved", "off_baseline", "at_baseline")
+OUTCOMES = VERDICTS
 NOT_ATTEMPTED = "not attempted"
 NOT_IN_GRID = "not in this grid"
 NO_COUNTERPART = "no counterpart"  # the paper's model has no rnngrad variant
-_SUCCESS_COLUMNS = ("task", "length", "variant", "attempted", "seeds", "solved",
+_SUCCESS_COLUMNS = ("task", "length", "variant", "attempted", "seeds", "verdict",
                     "test_loss_ratio_median")  # fmt: skip
-
-
-def verdict(solved: int, seeds: int, loss_ratio_median: float) -> str:
-    """The outcome class of one trained cell (task, length, variant).
-
-    "solved" when a strict majority of the seeds solved (2 of 3, 3 of 5); else
-    "off_baseline" when the median test loss / baseline is at most OFF_BASELINE; else
-    "at_baseline". A NaN ratio (no finite test loss: every seed diverged) is no evidence
-    of beating the baseline, so it gives "at_baseline" unless a majority solved.
-
-    Raises:
-        ValueError: seeds < 1, or solved outside 0..seeds.
-    """
-    if seeds < 1 or not 0 <= solved <= seeds:
-        raise ValueError(f"need 0 <= solved <= seeds and seeds >= 1; got {solved} of {seeds}")
-    if 2 * solved > seeds:
-        return "solved"
-    ratio = float(loss_ratio_median)
-    return "off_baseline" if math.isfinite(ratio) and ratio <= OFF_BASELINE else "at_baseline"
-
-
-def verdicts(success: pd.DataFrame) -> pd.DataFrame:
-    """The success table with a `verdict` column (`verdict` of each attempted cell).
-
-    Rows with `attempted` False, or no seeds, get "not attempted" (the length sweep
-    never trained them).
-    """
-    missing = [c for c in _SUCCESS_COLUMNS if c not in success.columns]
-    if missing:
-        raise ValueError(f"the success table lacks the columns {missing}")
-    out = success.copy()
-    out["verdict"] = [
-        verdict(int(r.solved), int(r.seeds), float(r.test_loss_ratio_median))
-        if bool(r.attempted) and int(r.seeds) > 0
-        else NOT_ATTEMPTED
-        for r in out.itertuples(index=False)
-    ]
-    return out
 
 
 def budget_frame(steps: dict, batch_size: int, lengths: dict) -> pd.DataFrame:
@@ -113,7 +76,7 @@ def scorecard(anchors: pd.DataFrame, success: pd.DataFrame, budget: pd.DataFrame
     Args:
         anchors: `read_anchors`'s frame.
         success: the success table (columns task, length, variant, attempted, seeds,
-            solved, test_loss_ratio_median), one row per cell.
+            verdict, test_loss_ratio_median), one row per cell.
         budget: our budget per cell: task, length, steps, batch_size.
 
     Returns:
@@ -124,7 +87,12 @@ def scorecard(anchors: pd.DataFrame, success: pd.DataFrame, budget: pd.DataFrame
         either is unknown), agrees (same outcome class; <NA> when ours is no verdict)
         and checked.
     """
-    cells = verdicts(success)
+    missing = [c for c in _SUCCESS_COLUMNS if c not in success.columns]
+    if missing:
+        raise ValueError(f"the success table lacks the columns {missing}")
+    cells = success.assign(
+        verdict=success["verdict"].where(success["attempted"].astype(bool), NOT_ATTEMPTED)
+    )
     if cells.duplicated(["task", "length", "variant"]).any():
         raise ValueError("the success table has more than one row for a task, length and variant")
     cells = cells.set_index(["task", "length", "variant"])
