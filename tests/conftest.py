@@ -193,7 +193,9 @@ def _write_run(
     pd.DataFrame(spectra).to_parquet(out / "spectra.parquet", index=False)
     # the final model at the grid's longest length (a diverged run has none)
     common = max(TASKS[task])
-    horizon = _profile(task, common, v, 1.0 + steps / n_steps, rng) if status != "diverged" else None
+    horizon = (
+        _profile(task, common, v, 1.0 + steps / n_steps, rng) if status != "diverged" else None
+    )
     if horizon is None:
         horizon = pd.DataFrame({c: pd.Series(dtype=float) for c in HORIZON_COLUMNS})
     else:

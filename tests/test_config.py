@@ -97,7 +97,9 @@ def test_steps_per_task_and_the_sweep_switch():
     with pytest.raises(ConfigError, match="32 is not one of train.tasks.adding"):
         train_steps(cfg, "adding", 32)
     raw["train"]["steps"] = {"adding": [7], "copy": 22}
-    with pytest.raises(ConfigError, match=r"train.steps.adding: a list of budgets needs one per length"):
+    with pytest.raises(
+        ConfigError, match=r"train.steps.adding: a list of budgets needs one per length"
+    ):
         check_config(raw)
     raw["train"].update(steps={"adding": 5}, tasks={"adding": [8]})  # copy not trained
     cfg = check_config(raw)

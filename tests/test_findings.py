@@ -7,6 +7,7 @@ figure tests reuse them.
 
 from __future__ import annotations
 
+import copy
 import math
 import subprocess
 import sys
@@ -559,18 +560,23 @@ def test_horizon_prediction_is_per_task():
 
 
 def test_budget_is_the_configured_one_not_the_longest_run():
+    from rnngrad.config import check_config
+
     runs = pd.DataFrame([run_row("adding", 10, "rnn", 0, "solved", steps_done=60)])
-    cfg = {"train": {"tasks": {"adding": [10], "copy": [5]}, "steps": 2500, "seeds": [0, 1]}}
-    b = F.budget(cfg)
-    assert b.steps == {"adding": 2500, "copy": 2500}
+    raw = copy.deepcopy(EXAMPLE_CONFIG)
+    raw["train"].update(tasks={"adding": [10, 20], "copy": [5]}, steps=2500)
+    b = F.budget(check_config(raw))
+    assert b.steps == {"adding": {10: 2500, 20: 2500}, "copy": {5: 2500}}
     assert not b.per_task
-    assert int(runs["steps_done"].max()) not in b.steps.values()
-    b = F.budget(EXAMPLE_CONFIG)
-    assert b.steps == {"adding": 2500, "copy": 6000} and b.per_task
-    assert (b.test_size, b.seeds, b.adaptive) == (2000, [0, 1, 2], True)
-    assert (
-        F.budget({"train": {"tasks": {"adding": [10]}, "steps": 9, "adaptive": False}}).adaptive
-        is False
+    assert int(runs["steps_done"].max()) not in b.steps["adding"].values()
+    raw["train"].update(steps={"adding": [100, 300], "copy": 6000}, adaptive=False)
+    raw["train"]["climb"] = {"copy": "off_baseline"}
+    b = F.budget(check_config(raw))
+    assert b.steps == {"adding": {10: 100, 20: 300}, "copy": {5: 6000}} and b.per_task
+    assert (b.adaptive, b.sequential, b.climb) == (
+        False,
+        True,
+        {"adding": "solved", "copy": "off_baseline"},
     )
     assert F.budget(None).steps == {}
 
@@ -725,9 +731,15 @@ def test_cost_by_cell_at_the_longest_length(tables):
 
 
 def test_grid_table_gives_per_task_budgets():
-    g = F.grid_table(EXAMPLE_CONFIG).set_index(["stage", "task"])
-    assert g.at[("train", "adding"), "max steps"] == 2500
-    assert g.at[("train", "copy"), "max steps"] == 6000
+    from rnngrad.config import check_config
+
+    g = F.grid_table(check_config(EXAMPLE_CONFIG)).set_index(["stage", "task"])
+    assert g.at[("train", "adding"), "max steps"] == "2500"
+    assert g.at[("train", "copy"), "max steps"] == "6000"
+    raw = copy.deepcopy(EXAMPLE_CONFIG)
+    raw["train"]["steps"] = {"adding": [100, 200, 300], "copy": 6000}
+    g = F.grid_table(check_config(raw)).set_index(["stage", "task"])
+    assert g.at[("train", "adding"), "max steps"] == "100, 200, 300"
     assert g.at[("train", "adding"), "lengths T"] == "10, 20, 50"
     assert g.at[("probes", "adding"), "seeds"] == 3
 

@@ -72,9 +72,14 @@ def test_intervals_bounds_and_rates():
 
 
 def test_steps_budget_per_task():
-    assert P.steps_budget({"adding": 2500, "copy": 2500}) == "2,500 steps"
+    assert P.steps_budget({"adding": {10: 2500, 20: 2500}, "copy": {5: 2500}}) == "2,500 steps"
     assert (
-        P.steps_budget({"copy": 6000, "adding": 2500}) == "2,500 steps on adding and 6,000 on copy"
+        P.steps_budget({"copy": {5: 6000}, "adding": {10: 2500}})
+        == "2,500 steps on adding and 6,000 on copy"
+    )
+    assert (
+        P.steps_budget({"copy": {5: 6000}, "adding": {10: 2000, 20: 4000}})
+        == "2,000 to 4,000 steps (by length) on adding and 6,000 on copy"
     )
     assert P.steps_budget({}) == "n/a"
 

@@ -15,6 +15,7 @@ import pytest
 
 from rnngrad.config import load_config, train_grid
 from rnngrad.findings.anchors import ANCHOR_COLUMNS, AnchorError, baseline, read_anchors
+from rnngrad.findings.outcomes import Budget, budget
 from rnngrad.findings.scorecard import (
     NO_COUNTERPART,
     NOT_ATTEMPTED,
@@ -23,7 +24,6 @@ from rnngrad.findings.scorecard import (
     scorecard,
     scorecard_summary,
 )
-from rnngrad.verdicts import OFF_BASELINE
 
 ROOT = Path(__file__).resolve().parents[1]
 ANCHORS = ROOT / "report" / "anchors.csv"
@@ -185,9 +185,15 @@ ANCHOR_ROWS = pd.DataFrame(
         _anchor("arjovsky2016", "copy", 100, "uRNN", "", "solved", 50_000, 20),
     ]
 )
-BUDGET = budget_frame(
-    {"adding": {600: 3000, 5000: 9000}, "copy": 2000}, 64, {"adding": [600], "copy": [1000]}
-)
+BUDGET = budget_frame(Budget(steps={"adding": {600: 3000}, "copy": {1000: 2000}}, batch_size=64))
+
+
+def test_budget_frame_of_a_config_has_every_length_its_own_budget():
+    cfg = load_config(ROOT / "config" / "config.yaml")
+    frame = budget_frame(budget(cfg)).set_index(["task", "length"])
+    assert frame.loc[("adding", 10), "steps"] < frame.loc[("adding", 1200), "steps"]
+    assert (frame["batch_size"] == cfg["train"]["batch_size"]).all()
+    assert len(frame) == sum(len(v) for v in cfg["train"]["tasks"].values())
 
 
 def test_budget_frame():

@@ -21,7 +21,7 @@ from rnngrad.sweep import (
 S, U, D = "solved", "unsolved", "diverged"
 
 
-V, O, A = "solved", "off_baseline", "at_baseline"  # verdicts
+V, OFF, A = "solved", "off_baseline", "at_baseline"  # verdicts
 
 
 class _Truth:
@@ -104,7 +104,7 @@ def test_a_lead_that_fails_the_first_length_has_it_confirmed():
 
 
 def test_the_criterion_decides_what_passes():
-    table = _table({0: [O, O, A, A, A], 1: [O, V, A, A, A], 2: [O, O, O, A, A]}, L)
+    table = _table({0: [OFF, OFF, A, A, A], 1: [OFF, V, A, A, A], 2: [OFF, OFF, OFF, A, A]}, L)
     solved = _run_to_end(L, [0, 1, 2], table)
     assert sorted(solved) == [(10, 0), (10, 1), (10, 2)]  # off the baseline is no solve
     off = set(_run_to_end(L, [0, 1, 2], table, criterion="off_baseline"))
@@ -139,7 +139,9 @@ def test_the_design_finds_the_majority_critical_length_of_monotone_seeds(seed):
     )  # fmt: skip
     row = critical_table(success, pd.DataFrame()).iloc[0]
     want = float(L[k - 1]) if k > 0 else math.nan
-    assert row["critical_length"] == want or (math.isnan(want) and math.isnan(row["critical_length"]))
+    assert row["critical_length"] == want or (
+        math.isnan(want) and math.isnan(row["critical_length"])
+    )
     assert bool(row["censored"]) is (k == len(L))
 
 
@@ -153,7 +155,10 @@ def test_without_sequential_every_seed_climbs_and_without_adaptive_all_is_traine
 
 
 def test_sweep_runs_lists_every_task_and_variant():
-    truth = {("adding", "rnn"): {(10, 0): A, (10, 1): A}, ("adding", "lstm"): {(10, 0): V, (20, 0): V, (20, 1): V}}
+    truth = {
+        ("adding", "rnn"): {(10, 0): A, (10, 1): A},
+        ("adding", "lstm"): {(10, 0): V, (20, 0): V, (20, 1): V},
+    }
     runs = sweep_runs({"adding": [10, 20]}, ["rnn", "lstm"], [0, 1],
                       lambda t, n, v, s: truth[(t, v)][(n, s)])  # fmt: skip
     assert runs == [("adding", 10, "rnn", 0), ("adding", 10, "rnn", 1),
@@ -162,7 +167,7 @@ def test_sweep_runs_lists_every_task_and_variant():
 
 
 def test_read_verdict(tmp_path):
-    for status, ratio, want in [(S, 0.01, V), (U, 0.5, O), (U, 0.95, A), (D, None, A)]:
+    for status, ratio, want in [(S, 0.01, V), (U, 0.5, OFF), (U, 0.95, A), (D, None, A)]:
         path = tmp_path / "summary.json"
         path.write_text(json.dumps({"status": status, "test_loss_ratio": ratio}))
         assert read_verdict(path) == want

@@ -156,15 +156,24 @@ def per_decade(rate) -> str:
 
 
 def steps_budget(steps: dict) -> str:
-    """A step budget per task: '2,500 steps' when every task has it, else
-    '2,500 steps on adding and 6,000 on copy'."""
+    """Step budgets per task and length (findings.Budget.steps) in words: '2,500 steps'
+    when every run has it, else e.g. '2,000 to 4,000 steps on adding (by length) and
+    3,000 on copy'."""
     if not steps:
         return NA
-    values = set(steps.values())
+
+    def span(per: dict, unit: bool) -> str:
+        lo, hi = min(per.values()), max(per.values())
+        text = counted(lo, "step") if unit else fmt(lo)
+        if lo != hi:
+            text = f"{fmt(lo)} to {counted(hi, 'step') if unit else fmt(hi)} (by length)"
+        return text
+
+    values = {v for per in steps.values() for v in per.values()}
     if len(values) == 1:
         return counted(values.pop(), "step")
-    (t0, v0), *rest = sorted(steps.items())
-    return listing([f"{counted(v0, 'step')} on {t0}", *(f"{fmt(v)} on {t}" for t, v in rest)])
+    (t0, p0), *rest = sorted(steps.items())
+    return listing([f"{span(p0, True)} on {t0}", *(f"{span(p, False)} on {t}" for t, p in rest)])
 
 
 VERDICTS = {
@@ -316,9 +325,14 @@ def critical_rows(critical: pd.DataFrame) -> pd.DataFrame:
             f"{fmt(a)}–{fmt(b)}"
             for a, b in zip(c["seed_critical_min"], c["seed_critical_max"], strict=True)
         ],
-        "horizons at T": c["horizon_length"],
+        "seeds at it / above": [
+            f"{int(a)} / {int(b)}" if b else f"{int(a)} / –"
+            for a, b in zip(c["seeds_at_critical"], c["seeds_at_failure"], strict=True)
+        ],
     }
     for phase, label in (("init", "horizon at init"), ("final", "after training")):
+        at = c[f"horizon_{phase}_length"].max()
+        label = f"{label} (T = {fmt(at)})"
         out[label] = [
             length_bound(m, f >= 0.5)
             for m, f in zip(

@@ -6,6 +6,7 @@ rule report:
         qmd="report/report.qmd",
         quarto="report/_quarto.yml",
         bib="report/references.bib",
+        anchors="report/anchors.csv",
         tables=expand("results/tables/{table}.parquet", table=TABLES),
         figures=expand("results/figures/{figure}.png", figure=FIGURES),
     output:

@@ -14,6 +14,7 @@ with log_to(snakemake.log[0]):
             "tables_dir": str(Path(snakemake.input.tables[0]).parent),
             "figures_dir": str(Path(snakemake.input.figures[0]).parent),
             "config": dict(snakemake.config),
+            "anchors_file": snakemake.input.anchors,
             "config_hash": snakemake.params.config_hash,
             "config_files": snakemake.params.config_files,
             "commands": snakemake.params.commands,

@@ -10,7 +10,8 @@ own; each function has tests on small tables whose answer is known by constructi
 - remedies: `clipping_effect`, `largest_gain`, `spectral_growth`, `constraint_check`,
   `mitigation_gains`, `cost_by_cell`
 - shared: `spread` (median, range, count), `pick`, `find_variant`, `wilson`
-- scorecard: `scorecard`, `scorecard_summary`; anchors: `read_anchors`
+- design: `verdict_grid` (solved / off / at the baseline per length), `seed_design`, `rung_table`
+- scorecard: `budget_frame`, `scorecard`, `scorecard_summary`; anchors: `read_anchors`
 - methods: `load_tables`, `resolve_config`, `tasks_table`, `variant_table`, `grid_table`
 """
 
@@ -26,6 +27,13 @@ from rnngrad.findings.decay import (
     reference_decay,
     width_effect,
 )
+from rnngrad.findings.design import (
+    VERDICT_WORDS,
+    SeedDesign,
+    rung_table,
+    seed_design,
+    verdict_grid,
+)
 from rnngrad.findings.methods import (
     grid_table,
     load_tables,
@@ -39,6 +47,7 @@ from rnngrad.findings.outcomes import (
     budget,
     critical_length,
     horizon_predicts_critical,
+    rho_needed,
     success_by_length,
     training_overview,
 )
@@ -55,6 +64,7 @@ from rnngrad.findings.remedies import (
 )
 from rnngrad.findings.scorecard import (
     ScorecardSummary,
+    budget_frame,
     scorecard,
     scorecard_summary,
 )
@@ -88,6 +98,13 @@ __all__ = [
     "reference_decay",
     "resolve_config",
     "scorecard",
+    "budget_frame",
+    "verdict_grid",
+    "seed_design",
+    "SeedDesign",
+    "rung_table",
+    "VERDICT_WORDS",
+    "rho_needed",
     "scorecard_summary",
     "spectral_growth",
     "spread",

@@ -117,6 +117,13 @@ def variant_table(config: Mapping, runs: pd.DataFrame | None = None) -> pd.DataF
     return variants_table(config if (config or {}).get("variants") else None, runs)
 
 
+def _steps_text(per_length: dict | None) -> str:
+    if not per_length:
+        return "–"
+    values = list(per_length.values())
+    return str(values[0]) if len(set(values)) == 1 else ", ".join(map(str, values))
+
+
 def grid_table(config: Mapping) -> pd.DataFrame:
     """The grid: per stage (train, probes) and task, the lengths, variants, seeds, step
     budget (per task) and batch size."""
@@ -135,7 +142,7 @@ def grid_table(config: Mapping) -> pd.DataFrame:
                     "lengths T": ", ".join(str(x) for x in lengths),
                     "variants": len(c.get("variants") or cfg.get("variants") or {}),
                     "seeds": n_seeds,
-                    "max steps": b.steps.get(task, math.nan) if section == "train" else "–",
+                    "max steps": _steps_text(b.steps.get(task)) if section == "train" else "–",
                     "batch size": c.get("batch_size"),
                 }
             )

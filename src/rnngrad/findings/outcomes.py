@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from rnngrad.aggregate import t_quantile
+from rnngrad.config import climb_criterion, train_steps
 from rnngrad.findings._common import bootstrap_spearman, ensure, spearman, wilson
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "success_by_length",
     "critical_length",
     "horizon_predicts_critical",
+    "rho_needed",
     "Budget",
     "budget",
 ]
@@ -61,7 +64,13 @@ CRITICAL_COLUMNS = {
     "first_failure": math.nan,
     "seed_critical_min": math.nan,
     "seed_critical_max": math.nan,
-    "horizon_length": math.nan,
+    "criterion": "solved",
+    "rungs": "",
+    "seeds_at_critical": 0,
+    "seeds_at_failure": 0,
+    "horizon_init_length": math.nan,
+    "horizon_final_length": math.nan,
+    "horizon_final_from": math.nan,
     **{
         f"horizon_{p}_{s}": math.nan
         for p in ("init", "final")
@@ -178,16 +187,25 @@ def horizon_predicts_critical(
     """Does the gradient horizon (at init, or after training) predict the critical length?
 
     Per task, across variants: Spearman's rank correlation between the horizon's
-    median over seeds (at the longest attempted length; a censored median ranks above
-    every measured one) and the critical length (`reach` of `critical_length`), with a
-    percentile bootstrap interval over variants (fixed generator). And the agreement
-    of "horizon >= T" with "solved at T" over every grid length T up to the longest
-    attempted (solved at T: T <= critical length).
+    median over seeds and the critical length (`reach` of `critical_length`), with a
+    percentile bootstrap interval over variants (fixed generator). The horizon is the
+    one measured at the task's common length (rnngrad.sweep.critical_table: the longest
+    probed length at initialisation; the trained model at its critical length probed at
+    the longest grid length after training), so it is not capped by how far a variant
+    climbed. A censored horizon ranks above every measured one; a critical length
+    censored at the top ranks above every other, one that failed the first length below.
+    And the agreement of "horizon >= T" with "passed T" over every grid length T up to
+    the longest attempted (passed T: T <= critical length), on the same horizons.
 
     Returns one row per task: phase, variants (with both numbers), rho, rho_low,
-    rho_high, agreement (share of (variant, T) pairs), pairs, and verdict: "predicts"
-    (interval above 0), "inverse" (below 0), "no evidence" (interval holds 0) or
-    "undetermined" (fewer than three variants, or no interval).
+    rho_high, agreement (share of (variant, T) pairs), pairs, censored_above (critical
+    lengths censored at the top of the grid), censored_below (variants that failed the
+    first length), horizons_censored (horizons that never fell to the ratio), distinct
+    (distinct ranks left on the critical side: tied ranks carry no order), rho_needed
+    (the |rho| a two-sided 5 % test over this many variants needs, t-approximation:
+    the test's power), and verdict: "predicts" (interval above 0), "inverse" (below 0),
+    "no evidence" (interval holds 0) or "undetermined" (fewer than three variants, or
+    no interval).
     """
     if phase not in ("init", "final"):
         raise ValueError(f"unknown phase {phase!r}; options are ['init', 'final']")
@@ -200,6 +218,11 @@ def horizon_predicts_critical(
         "rho_high",
         "agreement",
         "pairs",
+        "censored_above",
+        "censored_below",
+        "horizons_censored",
+        "distinct",
+        "rho_needed",
         "verdict",
     ]
     c = critical_length(critical)
@@ -240,17 +263,36 @@ def horizon_predicts_critical(
                 "rho_high": hi,
                 "agreement": float(np.mean(hits)) if hits else math.nan,
                 "pairs": len(hits),
+                "censored_above": int(np.isinf(y).sum()),
+                "censored_below": int((y == 0).sum()),
+                "horizons_censored": int(np.isinf(x).sum()),
+                "distinct": len(set(y.tolist())),
+                "rho_needed": rho_needed(len(x)),
                 "verdict": verdict,
             }
         )
     return pd.DataFrame(rows, columns=cols)
 
 
+def rho_needed(n: int, level: float = 0.95) -> float:
+    """The smallest |rho| that a two-sided test at 1 - level tells from zero with n pairs,
+    by the t-approximation t = rho sqrt((n - 2) / (1 - rho^2)); NaN below 3 pairs.
+
+    Example:
+        >>> round(rho_needed(10), 3), round(rho_needed(30), 3)
+        (0.632, 0.361)
+    """
+    if n < 3:
+        return math.nan
+    t = t_quantile(0.5 + level / 2, n - 2)
+    return float(t / math.sqrt(n - 2 + t * t))
+
+
 @dataclass
 class Budget:
     """The training budget of the config (what a run may spend, not what it spent)."""
 
-    steps: dict[str, int] = field(default_factory=dict)  # task -> maximum optimiser steps
+    steps: dict[str, dict[int, int]] = field(default_factory=dict)  # task -> length -> steps
     batch_size: int | None = None
     lr: float | None = None
     seeds: list[int] = field(default_factory=list)
@@ -259,39 +301,38 @@ class Budget:
     test_size: int | None = None
     final_k: int | None = None
     adaptive: bool = True
+    sequential: bool = True
+    climb: dict[str, str] = field(default_factory=dict)  # task -> criterion
     lengths: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def per_task(self) -> bool:
         """True when the tasks have different step budgets."""
-        return len(set(self.steps.values())) > 1
+        return len({frozenset(v.values()) for v in self.steps.values()}) > 1
 
 
 def budget(config: Mapping | None) -> Budget:
-    """The step budget and training settings from the resolved config.
+    """The step budgets and training settings of a checked config (rnngrad.config).
 
-    `train.steps` is an int (every task) or a mapping task -> steps. Never read from
-    the runs: a run that stopped early or diverged spent less than its budget.
+    Never read from the runs: a run that stopped early or diverged spent less than its
+    budget.
     """
-    train = dict((config or {}).get("train") or {})
-    tasks = {str(t): [int(x) for x in v] for t, v in (train.get("tasks") or {}).items()}
-    steps = train.get("steps")
-    if isinstance(steps, Mapping):
-        per = {str(t): int(v) for t, v in steps.items()}
-    elif steps is None:
-        per = {}
-    else:
-        per = {t: int(steps) for t in tasks}
-    seeds = train.get("seeds") or []
+    if not config:
+        return Budget()
+    cfg = dict(config)
+    train = cfg["train"]
+    tasks = {str(t): [int(x) for x in v] for t, v in train["tasks"].items()}
     return Budget(
-        steps=per,
-        batch_size=train.get("batch_size"),
-        lr=train.get("lr"),
-        seeds=list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds],
-        eval_every=train.get("eval_every"),
-        eval_size=train.get("eval_size"),
-        test_size=train.get("test_size"),
-        final_k=train.get("final_k"),
-        adaptive=bool(train.get("adaptive", True)),
+        steps={t: {n: train_steps(cfg, t, n) for n in ns} for t, ns in tasks.items()},
+        batch_size=train["batch_size"],
+        lr=train["lr"],
+        seeds=[int(s) for s in train["seeds"]],
+        eval_every=train["eval_every"],
+        eval_size=train["eval_size"],
+        test_size=train["test_size"],
+        final_k=train["final_k"],
+        adaptive=bool(train["adaptive"]),
+        sequential=bool(train["sequential"]),
+        climb={t: climb_criterion(cfg, t) for t in tasks},
         lengths=tasks,
     )

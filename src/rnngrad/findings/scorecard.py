@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from rnngrad.findings.outcomes import Budget
 from rnngrad.verdicts import OFF_BASELINE, VERDICTS
 
 __all__ = [
@@ -47,18 +48,13 @@ _SUCCESS_COLUMNS = ("task", "length", "variant", "attempted", "seeds", "verdict"
                     "test_loss_ratio_median")  # fmt: skip
 
 
-def budget_frame(steps: dict, batch_size: int, lengths: dict) -> pd.DataFrame:
-    """The `budget` argument of `scorecard` from plain values: steps per task (or per
-    task and length, {task: {length: steps}}), one batch size, the lengths per task."""
+def budget_frame(budget: Budget) -> pd.DataFrame:
+    """The `budget` argument of `scorecard`: our step budget and batch per task and
+    length of the training grid (findings.budget of the config)."""
     rows = [
-        {
-            "task": t,
-            "length": int(n),
-            "batch_size": int(batch_size),
-            "steps": int(steps[t][n] if isinstance(steps[t], dict) else steps[t]),
-        }  # fmt: skip
-        for t, ns in lengths.items()
-        for n in ns
+        {"task": t, "length": int(n), "steps": int(k), "batch_size": budget.batch_size}
+        for t, per in budget.steps.items()
+        for n, k in per.items()
     ]
     return pd.DataFrame(rows, columns=["task", "length", "steps", "batch_size"])
 
