@@ -227,3 +227,28 @@ def test_processes_started_at_once_share_one_cache_keyed_by_the_cpu(tmp_path):
     # itself in the same cache: it compiles its own instead of loading this CPU's
     other = json.loads(_finish(_python(WORKER, {**env, "NUMBA_CPU_NAME": "generic"})))
     assert (other["hits"], other["misses"]) == (0, 1)
+
+
+LOADER = """
+import json, torch, warnings
+warnings.simplefilter("error")  # a fallback's warning fails the process
+from rnngrad import native
+found = native.kernels(torch.float32) is not None
+from rnngrad import mingru_kernel as k
+print(json.dumps({"found": found, "why": native.why_unavailable(),
+                  "hits": sum(k.forward.stats.cache_hits.values())}))
+"""
+
+
+@pytest.mark.slow
+def test_a_cache_file_that_does_not_load_is_rebuilt_once(tmp_path):
+    _kernel_or_skip()
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    assert json.loads(_finish(_python(LOADER, env)))["found"]
+    files = sorted((tmp_path / "numba").rglob("mingru_kernel.*"))
+    assert any(f.suffix == ".nbi" for f in files) and any(f.suffix == ".nbc" for f in files)
+    for f in files:  # a disk that lost them, a copy cut short
+        f.write_bytes(b"\x80garbage" * 4)
+    healed = json.loads(_finish(_python(LOADER, env)))
+    assert healed == {"found": True, "why": "", "hits": 0}  # rebuilt, not refused
+    assert json.loads(_finish(_python(LOADER, env)))["hits"] == 1  # and loaded thereafter

@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import numba
 
-__all__ = ["backward", "forward"]
+__all__ = ["backward", "forward", "sizes"]
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy", "boundscheck": False}
 
 
 @numba.njit(**_JIT)
-def _sizes(p, s, h, zero, one):
+def sizes(p, s, h, zero, one):
+    """T, B, H of p (T, B, 2H), after checking the other arrays' shapes against it."""
     T, B, H2 = p.shape
     H = H2 // 2
     if H2 != 2 * H or s.shape != p.shape or h.shape != (T, B, H) or zero.shape != (B, H):
@@ -44,7 +45,7 @@ def _sizes(p, s, h, zero, one):
 
 @numba.njit(**_JIT)
 def forward(p, s, h, zero, one):  # p, s (T, B, 2H); h (T, B, H); zero (B, H)
-    T, B, H = _sizes(p, s, h, zero, one)
+    T, B, H = sizes(p, s, h, zero, one)
     half = one[0] / 2
     for t in range(T):
         for b in range(B):
@@ -60,7 +61,7 @@ def forward(p, s, h, zero, one):  # p, s (T, B, 2H); h (T, B, H); zero (B, H)
 
 @numba.njit(**_JIT)
 def backward(p, h, gh, carry, s, zero, one):  # gh (T, B, H); carry (B, H), zeros on entry
-    T, B, H = _sizes(p, s, h, zero, one)
+    T, B, H = sizes(p, s, h, zero, one)
     if gh.shape != h.shape or carry.shape != zero.shape:
         raise ValueError("mingru kernel: arrays of inconsistent shapes")
     o = one[0]

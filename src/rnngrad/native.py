@@ -11,8 +11,9 @@ it in about 0.25 s. Measured against the C kernel it replaces (built by cc -O3),
 T = 1000, B = H = 64, one thread: the same speed, forward and backward (README).
 
 `kernels(dtype)` imports numba, compiles (or loads) the kernel and checks it on a
-small input against the recurrence written out, once per process and dtype. Where any
-of that fails, or RNNGRAD_NATIVE=0, it returns None, `why_unavailable` says why, and
+small input against the recurrence written out, once per process and dtype; a cached
+build that fails to load or to check is dropped from numba's cache and compiled once
+more. Where any of that fails, or RNNGRAD_NATIVE=0, it returns None, `why_unavailable` says why, and
 the first such failure in a process warns (RNNGRAD_NATIVE=0 does not: it was asked
 for); the callers keep their torch implementation.
 """
@@ -55,8 +56,17 @@ def _check(forward, backward, dtype: torch.dtype) -> None:
 
 def _load(dtype: torch.dtype) -> tuple:
     kernel = importlib.import_module("rnngrad.mingru_kernel")  # numba: 0.3 s; may raise
-
-    _check(kernel.forward, kernel.backward, dtype)
+    try:
+        _check(kernel.forward, kernel.backward, dtype)
+    except Exception:
+        # a cache file that does not load (numba raises on one that does not unpickle,
+        # and then on every later run) or a build that checks wrong: its index emptied
+        # (numba writes a new file and renames it over the old, which no process maps),
+        # compiled and checked once more; a second failure is the reason
+        for jitted in (kernel.sizes, kernel.forward, kernel.backward):
+            if hasattr(jitted, "_cache"):
+                jitted._cache.flush()
+        _check(kernel.forward, kernel.backward, dtype)
     return kernel.forward, kernel.backward
 
 
