@@ -13,9 +13,11 @@ T = 1000, B = H = 64, one thread: the same speed, forward and backward (README).
 `kernels(dtype)` imports numba, compiles (or loads) the kernel and checks it on a
 small input against the recurrence written out, once per process and dtype; a cached
 build that fails to load or to check is dropped from numba's cache and compiled once
-more. Where any of that fails, or RNNGRAD_NATIVE=0, it returns None, `why_unavailable` says why, and
-the first such failure in a process warns (RNNGRAD_NATIVE=0 does not: it was asked
-for); the callers keep their torch implementation.
+more. Where any of that fails, or RNNGRAD_NATIVE=0, it returns None, `why_unavailable`
+says why, and the first such failure in a process warns (RNNGRAD_NATIVE=0 does not: it
+was asked for); the callers keep their torch implementation. Processes that start at
+once on an empty cache each compile (numba takes no lock), and each publishes by
+renaming a complete file; numba reads its cache files whole, never maps them.
 """
 
 from __future__ import annotations
