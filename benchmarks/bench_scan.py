@@ -27,9 +27,9 @@ over blocks of 8 to 128 steps held in cache (gates recomputed in the backward) w
 faster than its whole-tensor passes (85 to 92 ms against 89 ms, the scan alone): each
 torch call runs its loop at 0.2 to 0.5 ns per number even in cache, so two dozen of
 them cost what the memory traffic does. minGRU's "native" scan (rnngrad.mingru_scan:
-g, the recurrence and the backward in one C pass each, torch's sigmoid before them)
-is what it trains with on a CPU with a C compiler; "fused" is the same in one torch
-Function (buffers reused; what it trains with without a compiler); "sequential" the
+g, the recurrence and the backward in one pass each, compiled by numba, torch's sigmoid
+before them) is what it trains with on a CPU; "fused" is the same in one torch
+Function (buffers reused; what it trains with where numba fails); "sequential" the
 recurrence with the gates as autograd operations; "none" the model without a
 recurrence, the floor under every scan: its gate GEMM (forward and two backward, about
 11 ms each here, near one core's FLOP peak) and the encoder. Also measured once

@@ -2,8 +2,8 @@
 
 The reference is what `MinGRU.cell_step` computes: z = sigmoid(pz), h~ = g_activation(ph),
 h_t = (1 - z_t) h_{t-1} + z_t h~_t through autograd (rnngrad.scan.scan_loop). Both
-implementations are held to it: the torch Function (mingru_scan) and the C kernel
-(mingru_scan_native), which is skipped where no C compiler works, except in CI (CI=true),
+implementations are held to it: the torch Function (mingru_scan) and the compiled kernel
+(mingru_scan_native), which is skipped where numba does not work, except in CI (CI=true),
 where the kernel is what training uses and a skip would hide it.
 """
 
@@ -22,8 +22,8 @@ from tests.ci import skip_unless_ci
 
 def _need_kernel(dtype: torch.dtype = torch.float32) -> None:
     if not native_available(dtype):
-        reason = f"no minGRU C kernel: {native.why_unavailable('mingru_kernel')}"
-        skip_unless_ci(reason, "the C kernel must build")
+        reason = f"no minGRU kernel: {native.why_unavailable(dtype)}"
+        skip_unless_ci(reason, "the compiled kernel must load")
 
 
 def _native(p: torch.Tensor) -> torch.Tensor:
@@ -95,9 +95,9 @@ def test_candidate_is_g_activation_bit_for_bit_and_its_derivative_jumps_at_zero(
 @pytest.mark.parametrize("has_kernel", [True, False], ids=["compiler", "none"])
 def test_the_cpu_trains_mingru_with_the_kernel_where_it_builds(monkeypatch, has_kernel):
     if has_kernel:
-        _need_kernel()  # skips (fails in CI) without a compiler
+        _need_kernel()  # skips (fails in CI) without numba
     else:
-        monkeypatch.setattr(native, "_loaded", {"mingru_kernel": None})
+        monkeypatch.setattr(native, "_loaded", dict.fromkeys(native.DTYPES))
     want, backward = ("native", "_MinGRUNativeBackward") if has_kernel else ("fused", None)
     assert [scan_method("mingru", d) for d in ("cpu", "cuda")] == [want, "associative"]
     assert scan_method("mingru", "cpu", torch.float16) == "fused"  # the kernel: f32, f64
@@ -132,7 +132,7 @@ def test_native_backward_refuses_a_second_pass_through_a_retained_graph():
 
 
 def test_native_scan_names_why_it_cannot_run():
-    with pytest.raises(RuntimeError, match="float16"):
+    with pytest.raises(ValueError, match="float16"):
         mingru_scan_native(torch.zeros(2, 1, 4, dtype=torch.float16))
 
 
@@ -145,7 +145,7 @@ def test_a_run_records_the_scan_it_trained_with(tmp_path, monkeypatch, has_kerne
     if has_kernel:
         _need_kernel()
     else:
-        monkeypatch.setattr(native, "_loaded", {"mingru_kernel": None})
+        monkeypatch.setattr(native, "_loaded", dict.fromkeys(native.DTYPES))
     got = {}
     for cell in ("mingru", "lstm", "lru"):
         spec = RunSpec("adding", 6, cell, VariantSpec(cell=cell, hidden_size=4), steps=2,

@@ -101,6 +101,7 @@ RUN_COLUMNS = [
     "wall_seconds",
     "steps_per_second",
     "device",
+    "scan_reason",  # why a minGRU run on a CPU had no compiled kernel ("" when it had it)
     "threads",
     "torch_version",
     "git_commit",

@@ -20,8 +20,8 @@
   otherwise (h~ > 0). No h_{t-1} in the gates, so the recurrence is linear in h. The
   paper scans it in log space; here the linear-space scans of rnngrad.scan, which equal
   the loop to 1e-5 in float32 where the log-space form does not (scan.scan_log): on a
-  CPU with the gates fused into the scan's forward and backward, in C where the machine
-  has a compiler (rnngrad.mingru_scan, rnngrad.native), on CUDA the associative scan.
+  CPU with the gates fused into the scan's forward and backward, compiled by numba
+  where it works (rnngrad.mingru_scan, rnngrad.native), on CUDA the associative scan.
 - indrnn (Li, Li, Cook, Zhu & Gao 2018, "Independently Recurrent Neural Network"):
   h_t = relu(W e_t + b + w * h_{t-1}) over the block's features e_t (below), each unit
   with one recurrent weight w_j, kept in |w_j| <= 2^(1/T) (T the input's length) by a
@@ -160,7 +160,7 @@ class MinGRU(_Block):
     def scan(self, xi: torch.Tensor, w: torch.Tensor, method: str = "auto") -> torch.Tensor:
         if method == "auto":
             method = scan_method("mingru", xi.device.type, xi.dtype)
-        if method == "native":  # gates, recurrence and backward in C (rnngrad.mingru_scan)
+        if method == "native":  # g, recurrence and backward compiled (rnngrad.mingru_scan)
             return mingru_scan_native(xi)  # (T, B, H)
         if method == "fused":  # gates and recurrence in one torch Function
             return mingru_scan(xi)  # (T, B, H)
@@ -216,11 +216,14 @@ CORES = {"lru": LRU, "mingru": MinGRU, "indrnn": IndRNN}
 def scan_method(cell: str, device_type: str, dtype: torch.dtype = torch.float32) -> str:
     """The scan a cell trains with on a device ("auto").
 
-    minGRU on a CPU: its C kernel where this machine compiles it, else the fused torch
-    Function (rnngrad.mingru_scan).
+    minGRU on a CPU: its compiled kernel where this machine has it (rnngrad.native says
+    why not), else the fused torch Function (rnngrad.mingru_scan), which is also what it
+    takes on any other device but CUDA (mps, ...): the kernel reads CPU memory only.
     """
-    if cell == "mingru" and device_type != "cuda":
+    if cell == "mingru" and device_type == "cpu":
         return "native" if native_available(dtype) else "fused"
+    if cell == "mingru" and device_type != "cuda":
+        return "fused"
     return auto_method(device_type) if cell in ("lru", "mingru") else "loop"
 
 

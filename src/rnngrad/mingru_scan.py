@@ -21,14 +21,15 @@ them, in values and gradients.
 
 Even in place, those are two dozen passes over B x T x H numbers, each a torch call
 whose loop runs at a fraction of the memory's speed. `mingru_scan_native` makes the
-recurrence, g and the whole backward one pass each in C (rnngrad/mingru_kernel.c,
-compiled by rnngrad.native), torch's vectorised sigmoid before it; `native_available`
-says whether this machine has it for a dtype. The same tests hold it to the loop.
+recurrence, g and the whole backward one pass each (rnngrad/mingru_kernel.py, compiled
+by numba through rnngrad.native), torch's vectorised sigmoid before it;
+`native_available` says whether this machine has it for a dtype. Both check their
+input before it goes in (the kernel takes raw arrays), and the same tests hold both to
+the loop.
 """
 
 from __future__ import annotations
 
-import ctypes
 import math
 
 import torch
@@ -99,6 +100,20 @@ class _MinGRU(torch.autograd.Function):
         return grad
 
 
+_NATIVE_DTYPES = "float32 or float64"
+
+
+def _check(p: torch.Tensor, who: str) -> None:
+    """The input both scans take: (T, ..., 2H), at least 2 dims, an even last axis, floats."""
+    if p.dim() < 2 or p.shape[-1] % 2:
+        raise ValueError(
+            f"{who}: p must be (T, ..., 2H), at least 2 dims with an even last axis "
+            f"([pz, ph]); got shape {tuple(p.shape)}"
+        )
+    if not p.is_floating_point():
+        raise ValueError(f"{who}: p must be a floating-point tensor, got {p.dtype}")
+
+
 def mingru_scan(p: torch.Tensor) -> torch.Tensor:
     """h (T, ..., H) from minGRU's gate pre-activations p (T, ..., 2H): [pz, ph] on the last axis.
 
@@ -106,50 +121,34 @@ def mingru_scan(p: torch.Tensor) -> torch.Tensor:
         >>> p = torch.zeros(3, 1, 2)  # z = 1/2, h~ = g(0) = 1/2
         >>> mingru_scan(p).flatten().tolist()
         [0.25, 0.375, 0.4375]
+
+    Raises:
+        ValueError: p is not (T, ..., 2H) with at least 2 dims and an even last axis, or
+            not floating-point.
     """
+    _check(p, "mingru_scan")
     return _MinGRU.apply(p)
-
-
-_KERNEL = "mingru_kernel"
-_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
-
-
-def _kernels(dtype: torch.dtype):
-    """(forward, backward) of the C kernel for dtype, or None."""
-    lib = native.load(_KERNEL) if dtype in _SUFFIX else None
-    if lib is None:
-        return None
-    fwd, bwd = (getattr(lib, f"mingru_{d}_{_SUFFIX[dtype]}") for d in ("forward", "backward"))
-    if fwd.argtypes is None:  # T, B, H, then the pointers
-        fwd.argtypes = [ctypes.c_long] * 3 + [ctypes.c_void_p] * 4
-        bwd.argtypes = [ctypes.c_long] * 3 + [ctypes.c_void_p] * 6
-        fwd.restype = bwd.restype = None
-    return fwd, bwd
 
 
 def native_available(dtype: torch.dtype = torch.float32) -> bool:
     """True when this machine runs `mingru_scan_native` for dtype (float32, float64)."""
-    return _kernels(dtype) is not None
-
-
-def _sizes(p: torch.Tensor) -> tuple[int, int, int]:
-    """T, B (the batch axes flattened) and H of p (T, ..., 2H)."""
-    return p.shape[0], math.prod(p.shape[1:-1]), p.shape[-1] // 2
+    return native.kernels(dtype) is not None
 
 
 class _MinGRUNative(torch.autograd.Function):
     @staticmethod
     def forward(ctx, p: torch.Tensor) -> torch.Tensor:
-        p = p.detach().contiguous()  # (T, ..., 2H)
-        T, B, H = _sizes(p)
+        shape = p.shape  # (T, ..., 2H)
+        T, B, H = shape[0], math.prod(shape[1:-1]), shape[-1] // 2  # batch axes flattened
+        p = p.detach().contiguous().view(T, B, 2 * H)
         s = torch.sigmoid(p)  # [z, sigmoid(ph)]; the kernel makes it [z, h~]
-        h = p.new_empty((*p.shape[:-1], H))
-        fwd, _ = _kernels(p.dtype)
-        zero = p.new_zeros(B, H)  # h_{-1}; named, so it lives through the call
-        fwd(T, B, H, p.data_ptr(), s.data_ptr(), h.data_ptr(), zero.data_ptr())
+        h = p.new_empty(T, B, H)
+        fwd, _ = native.kernels(p.dtype)
+        zero, one = p.new_zeros(B, H), p.new_ones(1)  # h_{-1}; 1 in p's dtype
+        fwd(p.numpy(), s.numpy(), h.numpy(), zero.numpy(), one.numpy())
         ctx.save_for_backward(p, s, h)
-        ctx.spent = False
-        return h
+        ctx.shape, ctx.spent = shape, False
+        return h.view(*shape[:-1], H)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -160,24 +159,30 @@ class _MinGRUNative(torch.autograd.Function):
                 "supported (retain_graph); use mingru_scan for that"
             )
         p, s, h = ctx.saved_tensors
-        T, B, H = _sizes(p)
-        grad_h = grad_h.contiguous()
-        _, bwd = _kernels(p.dtype)
-        carry, zero = p.new_zeros(B, H), p.new_zeros(B, H)
-        bwd(T, B, H, p.data_ptr(), h.data_ptr(), grad_h.data_ptr(), carry.data_ptr(),
-            s.data_ptr(), zero.data_ptr())  # fmt: skip
+        grad_h = grad_h.contiguous().view(h.shape)
+        _, bwd = native.kernels(p.dtype)
+        carry, zero, one = p.new_zeros(h.shape[1:]), p.new_zeros(h.shape[1:]), p.new_ones(1)
+        args = (p, h, grad_h, carry, s, zero, one)
+        bwd(*(a.numpy() for a in args))
         ctx.spent = True
-        return s  # [dL/dpz, dL/dph]
+        return s.view(ctx.shape)  # [dL/dpz, dL/dph]
 
 
 def mingru_scan_native(p: torch.Tensor) -> torch.Tensor:
-    """`mingru_scan` through the C kernel: CPU tensors of a dtype `native_available` accepts.
+    """`mingru_scan` through the compiled kernel: a float32 / float64 CPU tensor.
 
     Raises:
-        RuntimeError: the kernel is not available here (rnngrad.native.why_unavailable),
-            or p is not a float32 / float64 CPU tensor.
+        ValueError: p is not (T, ..., 2H) with at least 2 dims and an even last axis (as
+            `mingru_scan`), or not a float32 / float64 CPU tensor.
+        RuntimeError: the kernel is not available here (rnngrad.native.why_unavailable).
     """
-    if p.device.type != "cpu" or not native_available(p.dtype):
-        why = native.why_unavailable(_KERNEL) or f"{p.dtype} on {p.device}"
-        raise RuntimeError(f"mingru_scan_native: the C kernel cannot run here ({why})")
+    _check(p, "mingru_scan_native")
+    if p.device.type != "cpu" or p.dtype not in native.DTYPES:
+        raise ValueError(
+            f"mingru_scan_native: p must be a {_NATIVE_DTYPES} CPU tensor, "
+            f"got {p.dtype} on {p.device}"
+        )
+    if not native_available(p.dtype):
+        why = native.why_unavailable(p.dtype)
+        raise RuntimeError(f"mingru_scan_native: the compiled kernel cannot run here ({why})")
     return _MinGRUNative.apply(p)

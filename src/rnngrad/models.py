@@ -131,7 +131,7 @@ class SequenceModel(nn.Module):
     def scan_method(self) -> str:
         """How training runs the recurrence over time, on the model's device and dtype:
         "torch" (nn.RNN / LSTM / GRU, oneDNN or cuDNN) or the core's `scan_method`
-        ("native" marks minGRU's C kernel, whose rounding differs from "fused")."""
+        ("native" marks minGRU's compiled kernel, whose rounding differs from "fused")."""
         if self.core is None:
             return "torch"
         p = next(self.parameters())

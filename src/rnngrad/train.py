@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from rnngrad import tasks
+from rnngrad import native, tasks
 from rnngrad.columns import CURVE_COLUMNS, HORIZON_COLUMNS, RUN_FILES
 from rnngrad.io import atomic_path, discard_temporaries, write_json, write_parquet
 from rnngrad.models import build_model
@@ -380,10 +380,15 @@ def _train(spec, out_dir, ckpt, device, tf32, config_hash, probe, progress) -> d
         _horizon_probe(model, spec, device, state)
     test = _test(spec, model, device) if state.diverged_at is None else (None, None)
 
+    scan, dtype = model.scan_method(), next(model.parameters()).dtype
     run = {
         "device": device,
         "tf32": tf32,
-        "scan": model.scan_method(),
+        "scan": scan,
+        # why minGRU on a CPU trains without its compiled kernel ("" when it has it), and
+        # what compiled it when it does (the two round differently: rnngrad.native)
+        "scan_reason": native.why_unavailable(dtype) if scan == "fused" else "",
+        "native_compiler": native.compiler() if scan == "native" else "",
         "resumed_from": resumed_from,
     }
     summary = _summary(spec, state, task, threshold, test, wall, run, config_hash)
@@ -429,7 +434,7 @@ def _test(spec: RunSpec, model, device) -> tuple[float | None, float | None]:
 
 
 def _summary(spec, state, task, threshold, test, wall, run, config_hash) -> dict:
-    """run: where and how it ran (device, tf32, scan, resumed_from)."""
+    """run: where and how it ran (device, tf32, scan and its reason and compiler, resumed_from)."""
     device = run["device"]
     k = spec.final_k
     metrics = state.evals["metric"][-k:]
@@ -477,6 +482,8 @@ def _summary(spec, state, task, threshold, test, wall, run, config_hash) -> dict
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "tf32": run["tf32"],
         "scan": run["scan"],
+        "scan_reason": run["scan_reason"],
+        "native_compiler": run["native_compiler"],
         "threads": spec.threads,
         "torch_threads": torch.get_num_threads(),  # what torch used: checked against threads
         "torch_version": torch.__version__,
