@@ -20,6 +20,7 @@ EPILOG = """\
 examples:
   rnngrad variants                         list the variants of config/config.yaml
   rnngrad check-config config/smoke.yaml   validate a config without running anything
+  rnngrad plan config/config.yaml          estimate the grid's CPU-hours before running it
   rnngrad train --task adding --length 50 --variant lstm --seed 0 --out /tmp/run
   rnngrad train --task copy --length 20 --variant gru --seed 1 --steps 200 --out /tmp/r
   rnngrad probe --task adding --length 500 --variant rnn --seeds 10 --out /tmp/p.parquet
@@ -108,7 +109,26 @@ def build_parser() -> argparse.ArgumentParser:
         "check-config", help="validate a config file; exit 1 with the key named if it is bad"
     )
     p.add_argument("config", type=Path, metavar="FILE")
+
+    p = sub.add_parser(
+        "plan", help="estimate a config's training runs, CPU-hours and wall time before a run"
+    )
+    p.add_argument("config", type=Path, metavar="FILE")
+    p.add_argument(
+        "--cores",
+        type=_positive_int,
+        default=8,
+        metavar="N",
+        help="cores the grid runs on, for the wall time (default: 8)",
+    )
     return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def _cmd_train(args, cfg: dict) -> int:
@@ -177,6 +197,60 @@ def _cmd_variants(cfg: dict) -> int:
     return 0
 
 
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 120 * 60:
+        return f"{seconds / 60:.0f} min"
+    hours = seconds / 3600
+    return f"{hours:.1f} h" if hours < 10 else f"{hours:.0f} h"
+
+
+def _span(low: float, high: float) -> str:
+    low_text, high_text = _duration(low), _duration(high)
+    if low_text == high_text:
+        return low_text
+    if low_text.split()[1] == high_text.split()[1]:
+        return f"{low_text.split()[0]} to {high_text}"
+    return f"{low_text} to {high_text}"
+
+
+def _hours(hours: float) -> str:
+    return f"{hours:.0f}" if hours >= 10 else f"{hours:.1f}" if hours >= 0.1 else f"{hours:.2g}"
+
+
+def _cmd_plan(args, cfg: dict) -> int:
+    from rnngrad.plan import plan, plan_summary
+
+    df = plan(cfg)
+    s = plan_summary(df, cores=args.cores)
+    width = max(len(v) for v in df["variant"])
+    print(
+        f"{'task':<7} {'variant':<{width}} {'cell':<8} {'H':>4} {'runs':>7}  training CPU      probes"
+    )
+    for r in df.itertuples():
+        runs = f"{r.runs_min}-{r.runs_max}" if r.runs_max else "-"
+        train = _span(r.cpu_seconds_min, r.cpu_seconds_max) if r.runs_max else "-"
+        probes = _duration(r.probe_cpu_seconds) if r.probe_cpu_seconds else "-"
+        print(
+            f"{r.task:<7} {r.variant:<{width}} {r.cell:<8} {r.hidden_size:>4} {runs:>7}  "
+            f"{train:<16}  {probes}"
+        )
+    print(
+        f"{args.config}: {s.runs_min} to {s.runs_max} training runs, "
+        f"{_hours(s.train_hours_min)} to {_hours(s.train_hours_max)} CPU-hours "
+        f"(+{_hours(s.probe_hours)} for probes); on {s.cores} cores at "
+        f"{s.efficiency * 100:.0f} % efficiency {_span(s.wall_hours_min * 3600, s.wall_hours_max * 3600)}"
+        f" (the longest chain of jobs that follow one another: "
+        f"{_span(s.chain_hours_min * 3600, s.chain_hours_max * 3600)})"
+    )
+    print(
+        "min: the lead seed fails the first length; max: it passes every length, and the "
+        "top two get every seed; every run at its full step budget (rnngrad.plan)"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -189,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.config}: ok")
             return 0
         cfg = cfgmod.load_config(args.config)
+        if args.command == "plan":
+            return _cmd_plan(args, cfg)
         if args.command == "variants":
             return _cmd_variants(cfg)
         if args.command == "train":
