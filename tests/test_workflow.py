@@ -14,7 +14,7 @@ import yaml
 from rnngrad.aggregate import TABLES
 from rnngrad.config import load_config, probe_grid, train_grid
 from rnngrad.figures import FIGURES
-from rnngrad.sweep import read_statuses, sweep_runs
+from rnngrad.sweep import read_verdict, sweep_runs
 from tests.workflow_helpers import ROOT, copy_workflow, snakemake
 
 
@@ -95,9 +95,8 @@ def _prose(page: str) -> str:
 def _trained(results) -> dict[tuple, str]:
     """(task, length, variant, seed) -> status of every run folder with a summary."""
     return {
-        (p.parts[-5], int(p.parts[-4][1:]), p.parts[-3], int(p.parts[-2][4:])): status
+        (p.parts[-5], int(p.parts[-4][1:]), p.parts[-3], int(p.parts[-2][4:])): read_verdict(p)
         for p in sorted((results / "runs").glob("*/T*/*/seed*/summary.json"))
-        for status in read_statuses([p])
     }
 
 
@@ -109,11 +108,11 @@ def test_smoke_grid_sweeps_lengths(smoke_run):
     cfg = load_config(smoke_run / "config" / "smoke.yaml")
     trained = _trained(results)
 
-    def statuses_at(task, length, variant):
-        return [trained[(task, length, variant, s)] for s in cfg["train"]["seeds"]]
+    def verdict_of(task, length, variant, seed):
+        return trained[(task, length, variant, seed)]
 
     variants = cfg["train"].get("variants") or list(cfg["variants"])
-    want = sweep_runs(cfg["train"]["tasks"], variants, cfg["train"]["seeds"], statuses_at)
+    want = sweep_runs(cfg["train"]["tasks"], variants, cfg["train"]["seeds"], verdict_of)
     assert sorted(trained) == sorted(want)
     lengths = {}
     for task, length, variant, _ in trained:
