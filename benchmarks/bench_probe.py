@@ -48,7 +48,7 @@ from benchmarks.common import (
     training_numerics,
 )
 from rnngrad import probes, tasks
-from rnngrad.config import GridPoint, load_config, run_spec
+from rnngrad.config import GridPoint, load_config, run_spec, train_steps
 from rnngrad.models import VariantSpec, build_model
 from rnngrad.probes import JAC_EXAMPLES, TRAIN_JAC_EXAMPLES, gradient_profile
 from rnngrad.train import train_run
@@ -213,7 +213,7 @@ def probe_share(
     n_probes = 2  # at step 0 and at the last step (probe_every = steps)
     probe_s = probe_total / n_probes
     step_s = (total - probe_total) / share_steps
-    steps, every = _steps(cfg, spec.task), cfg["train"]["probe_every"]
+    steps, every = train_steps(cfg, spec.task, spec.length), cfg["train"]["probe_every"]
     # probes at step 0, every `every` steps, and at the last step unless one fell there
     default_probes = 2 if not every else steps // every + 1 + (steps % every != 0)
     default_probe_time = default_probes * probe_s
@@ -236,11 +236,6 @@ def probe_share(
         "default_share": default_probe_time / (default_probe_time + steps * step_s),
         "median_share": statistics.median(p / t for t, p in runs),
     }
-
-
-def _steps(cfg: dict, task: str) -> int:
-    steps = cfg["train"]["steps"]  # a number, or a task -> number mapping
-    return int(steps[task] if isinstance(steps, dict) else steps)
 
 
 def jacobian_cost(
