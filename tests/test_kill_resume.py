@@ -308,6 +308,7 @@ def test_reference_runs_are_complete(runs):
             "curve.parquet",
             "gradients.parquet",
             "spectra.parquet",
+            "horizon.parquet",
         }
 
 
