@@ -24,6 +24,7 @@ from rnngrad.findings.scorecard import (
     scorecard,
     scorecard_summary,
 )
+from rnngrad.prose_sweep import agreement_text
 
 ROOT = Path(__file__).resolve().parents[1]
 ANCHORS = ROOT / "report" / "anchors.csv"
@@ -243,8 +244,12 @@ def test_scorecard_summary_counts():
     assert summary.disagreements == (
         ("bai2018", "adding", 600, "LSTM", "at_baseline", "off_baseline"),
     )
-    assert summary.disagreement_text == (
-        "bai2018, adding T = 600, LSTM: published at_baseline, ours off_baseline",
+    text = agreement_text(summary)
+    assert text.startswith("3 of 4 comparable rows agree in outcome")
+    assert "1 does not (they differ on LSTM on adding T = 600 [@bai2018]" in text
+    assert "published at baseline, ours off baseline" in text
+    assert agreement_text(scorecard_summary(scorecard(ANCHOR_ROWS[:0], SUCCESS, BUDGET))) == (
+        "none falls in this grid, so none is compared"
     )
 
 

@@ -16,7 +16,7 @@ __all__ = [
     "climb_text",
     "sequential_text",
     "power_text",
-    "disagreement_text",
+    "agreement_text",
     "budget_ratio_text",
     "scorecard_rows",
 ]
@@ -77,26 +77,34 @@ def power_text(row) -> str:
     return text + "."
 
 
-def disagreement_text(summary: ScorecardSummary) -> str:
-    """' (they differ on key, task T = n, model: published X, ours Y; ...)' or ''."""
+def agreement_text(summary: ScorecardSummary) -> str:
+    """'4 agree in outcome and 1 does not (they differ on ...)', or why none compare."""
+    if not summary.compared:
+        return "none falls in this grid, so none is compared"
+    text = (
+        f"{fmt(summary.agree)} of {counted(summary.compared, 'comparable row')} agree in "
+        f"outcome (solved, off the baseline, at the baseline) and {fmt(summary.disagree)} "
+        f"{'does' if summary.disagree == 1 else 'do'} not"
+    )
     if not summary.disagreements:
-        return ""
+        return text
     items = [
         f"{model} on {task} T = {length} [@{key}]: published "
         f"{VERDICT_WORDS.get(theirs, theirs)}, ours {VERDICT_WORDS.get(ours, ours)}"
         for key, task, length, model, theirs, ours in summary.disagreements
     ]
-    return " (they differ on " + "; ".join(items) + ")"
+    return text + " (they differ on " + "; ".join(items) + ")"
 
 
 def budget_ratio_text(card: pd.DataFrame) -> str:
-    """The papers' budgets as multiples of ours: '5 to 300 times'."""
+    """The papers' budgets as multiples of ours, as a sentence, or why there are none."""
     ratio = pd.to_numeric(card.get("budget_ratio", pd.Series(dtype=float)), errors="coerce")
     inverse = [1 / r for r in ratio if r and math.isfinite(r) and r > 0]
     if not inverse:
-        return NA
+        return "No row compares, so no budgets are set side by side."
     lo, hi = min(inverse), max(inverse)
-    return f"{fmt(lo, 2)} to {fmt(hi, 2)} times" if hi > lo else f"{fmt(lo, 2)} times"
+    times = f"{fmt(lo, 2)} to {fmt(hi, 2)} times" if hi > lo else f"{fmt(lo, 2)} times"
+    return f"On the comparable rows the papers trained for {times} this grid's examples."
 
 
 def scorecard_rows(card: pd.DataFrame) -> pd.DataFrame:

@@ -158,14 +158,6 @@ class ScorecardSummary:
     papers: int
     disagreements: tuple[tuple[str, str, int, str, str, str], ...]
 
-    @property
-    def disagreement_text(self) -> tuple[str, ...]:
-        """Each disagreement as "key, task T = n, model: published X, ours Y"."""
-        return tuple(
-            f"{key}, {task} T = {length}, {model}: published {theirs}, ours {ours}"
-            for key, task, length, model, theirs, ours in self.disagreements
-        )
-
 
 def scorecard_summary(card: pd.DataFrame) -> ScorecardSummary:
     """The counts behind "8 of 11 comparable rows agree; they differ on ..."."""
