@@ -7,6 +7,7 @@ import json
 import re
 from collections import Counter
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -33,9 +34,9 @@ def _executed_rules(output: str) -> Counter:
     return Counter(re.findall(r"^(?:local)?(?:rule|checkpoint) (\w+):", output, flags=re.M))
 
 
-def _expected_jobs(cfg: dict, trained_cells: int) -> dict:
+def _expected_jobs(cfg: dict, trained_runs: int) -> dict:
     return {
-        "train": trained_cells,
+        "train": trained_runs,
         "probe_init": len({p.variant for p in probe_grid(cfg)}),
         "aggregate": 1,
         "figure": len(FIGURES),
@@ -66,12 +67,11 @@ def test_dry_run_plans_the_first_length_of_the_sweep(tmp_path):
 def test_dry_run_without_the_sweep_plans_every_length(tmp_path):
     workdir = copy_workflow(tmp_path)
     cfg = yaml.safe_load((workdir / "config" / "smoke.yaml").read_text())
-    cfg["train"]["adaptive"] = False
+    cfg["train"]["adaptive"] = cfg["train"]["sequential"] = False
     (workdir / "config" / "full.yaml").write_text(yaml.safe_dump(cfg))
     proc = snakemake(workdir, "--configfile", "config/full.yaml", "-n")
     checked = load_config(workdir / "config" / "full.yaml")
-    cells = {(p.task, p.length, p.variant) for p in train_grid(checked)}
-    assert _job_counts(proc.stdout) == _expected_jobs(checked, len(cells))
+    assert _job_counts(proc.stdout) == _expected_jobs(checked, len(train_grid(checked)))
     assert "Length sweep" not in proc.stdout + proc.stderr
 
 
@@ -158,21 +158,25 @@ def test_smoke_grid_end_to_end(smoke_run):
 
 @pytest.mark.slow
 def test_smoke_grid_jobs_use_their_threads_and_record_their_cost(smoke_run):
-    """One train job per task, length and variant ran all seeds; each job's benchmark file
-    and own CPU count are there, and the cost table has one row per job."""
+    """One train job per run (task, length, variant, seed); each job's benchmark file and
+    own CPU count are there, and the cost table has one row per cell of its jobs."""
     results = smoke_run / "results"
     cfg = load_config(smoke_run / "config" / "smoke.yaml")
     trained = _trained(results)
-    cells = {(t, n, v) for t, n, v, _ in trained}
-    bench = sorted((results / "benchmarks" / "train").glob("*/T*/*.tsv"))
-    assert len(bench) == len(cells)
+    bench = sorted((results / "benchmarks" / "train").glob("*/T*/*/seed*.tsv"))
+    assert sorted(
+        (p.parts[-4], int(p.parts[-3][1:]), p.parts[-2], int(p.stem[4:])) for p in bench
+    ) == sorted(trained)
     for path in bench:
         assert json.loads(path.with_suffix(".usage.json").read_text())["cpu_seconds"] > 0
     cost = pd.read_parquet(results / "tables" / "cost.parquet")
-    assert len(cost) == len(cells)
-    assert (cost["runs"] == len(cfg["train"]["seeds"])).all() and (cost["jobs"] == 1).all()
+    per_cell = pd.Series([(t, n, v) for t, n, v, _ in trained]).value_counts()
+    assert len(cost) == len(per_cell)
+    runs_of = {(r.task, r.length, r.variant): r.runs for r in cost.itertuples()}
+    assert runs_of == per_cell.to_dict()
+    assert (cost["jobs"] == cost["runs"]).all()
     assert (cost["cpu_seconds"] >= cost["bench_cpu_seconds"]).all()
-    assert (cost["cpu_seconds_per_run"] * cost["runs"] == cost["cpu_seconds"]).all()
+    assert np.allclose(cost["cpu_seconds_per_run"], cost["cpu_seconds"])  # a job is a run
     runs = pd.read_parquet(results / "tables" / "runs.parquet")
     assert (runs["threads"] == 1).all()  # the profile's set-threads, not the config
     probes = sorted((results / "benchmarks" / "probe_init").glob("*.tsv"))

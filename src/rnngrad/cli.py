@@ -169,11 +169,13 @@ def _cmd_probe(args, cfg: dict) -> int:
             f"unknown variant {args.variant!r}; defined variants are {sorted(specs)}"
         )
     torch.set_num_threads(args.threads)
-    seeds = args.seeds if args.seeds is not None else cfg["probes"]["seeds"]
-    batch = args.batch_size if args.batch_size is not None else cfg["probes"]["batch_size"]
+    settings = cfgmod.probe_settings(cfg)
+    seeds = args.seeds if args.seeds is not None else settings.seeds
+    batch = args.batch_size if args.batch_size is not None else settings.batch_size
     device = resolve_device(args.device or cfg["device"])
     # the probe computes in float64 whatever the model's dtype
-    df = init_probe(args.task, args.length, args.variant, specs[args.variant], seeds, batch, device)
+    df = init_probe(args.task, args.length, args.variant, specs[args.variant], seeds, batch,
+                    device, jac_examples=settings.jac_examples)  # fmt: skip
     write_parquet(args.out, df)
     print(f"{args.task} T={args.length} {args.variant}: {seeds} seeds -> {args.out}")
     return 0

@@ -24,6 +24,8 @@ import yaml
 from rnngrad.specs import RunSpec, VariantSpec
 
 __all__ = [
+    "ProbeSettings",
+    "probe_settings",
     "ConfigError",
     "SCHEMA_PATH",
     "load_config",
@@ -284,6 +286,22 @@ def variant_specs(cfg: dict, source: str = "config") -> dict[str, VariantSpec]:
 
 def _variants(cfg: dict, section: str) -> list[str]:
     return list(cfg[section].get("variants") or cfg["variants"])
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """What a probe at initialisation reads from `probes:`: one reading for the CLI and
+    the workflow, so the same config gives the same probe from both."""
+
+    seeds: int
+    batch_size: int
+    jac_examples: int
+
+
+def probe_settings(cfg: dict) -> ProbeSettings:
+    """The checked config's `probes.seeds`, `batch_size` and `jac_examples`."""
+    p = cfg["probes"]
+    return ProbeSettings(int(p["seeds"]), int(p["batch_size"]), int(p["jac_examples"]))
 
 
 @dataclass(frozen=True)

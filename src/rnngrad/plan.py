@@ -120,8 +120,9 @@ def probe_seconds(
     )
 
 
-def _run_seconds(cfg: dict, cell: str, width: int, task: str, length: int) -> float:
-    """One run that spends its whole budget: steps, evaluations, test, probes."""
+def run_seconds(cfg: dict, cell: str, width: int, task: str, length: int) -> float:
+    """CPU seconds of one run that spends its whole budget: steps, evaluations, test,
+    probes (the Slurm runtime of a train job is this with room to spare)."""
     train = cfg["train"]
     steps = cfgmod.train_steps(cfg, task, length)
     step = step_seconds(cell, task, length, width, train["batch_size"])
@@ -183,7 +184,7 @@ def plan(cfg: dict) -> pd.DataFrame:
     for task, lengths in train["tasks"].items():
         for name in train.get("variants") or list(cfg["variants"]):
             spec = specs[name]
-            cost = [_run_seconds(cfg, spec.cell, spec.hidden_size, task, n) for n in lengths]
+            cost = [run_seconds(cfg, spec.cell, spec.hidden_size, task, n) for n in lengths]
             low, high = _scenarios(
                 cost, len(train["seeds"]), train["adaptive"], train["sequential"]
             )

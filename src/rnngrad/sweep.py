@@ -150,9 +150,8 @@ def sweep_design(
         return majority(verdicts, criterion)
 
     top = len(lengths) - 1
-    if not adaptive:
-        for i in range(len(lengths)):
-            ask(i, seeds)
+    if not adaptive:  # every run, waiting on no verdict
+        design.needed.extend((n, s) for n in lengths for s in seeds)
         return design
     if not sequential or len(seeds) == 1:
         for i in range(len(lengths)):

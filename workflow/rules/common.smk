@@ -9,7 +9,7 @@ import snakemake
 from snakemake.exceptions import IncompleteCheckpointException
 
 from rnngrad import config as rnnconfig
-from rnngrad import sweep
+from rnngrad import plan, sweep
 from rnngrad.aggregate import TABLES
 from rnngrad.columns import RUN_FILES
 from rnngrad.figures import FIGURE_TABLES, FIGURES
@@ -169,11 +169,12 @@ def run_identity(wildcards):
 
 
 def train_runtime(wildcards, attempt):
-    """Minutes for a Slurm job of one run: measured CPU step times (one thread, up to
-    0.33 ms per step and unit of length: the GRU) with 50 % to spare, grown on retry."""
-    steps = rnnconfig.train_steps(CFG, wildcards.task, int(wildcards.length))
-    seq = TASKS[wildcards.task].seq_len(int(wildcards.length))
-    return int(10 + steps * seq * 0.5e-3 / 60) * attempt
+    """Minutes for a Slurm job of one run: rnngrad.plan's cost of its whole budget (the
+    measured step times) with 50 % to spare, grown on retry."""
+    spec = rnnconfig.variant_specs(CFG)[wildcards.variant]
+    length = int(wildcards.length)
+    seconds = plan.run_seconds(CFG, spec.cell, spec.hidden_size, wildcards.task, length)
+    return int(10 + 1.5 * seconds / 60) * attempt
 
 
 def train_mem_mb(wildcards, attempt):
@@ -181,12 +182,14 @@ def train_mem_mb(wildcards, attempt):
 
 
 def probe_runtime(wildcards, attempt):
-    """Minutes: measured 2 ms per probed step and seed at H = 64 (LSTM, 2 Jacobian
-    examples, one CPU thread), growing like H^2.5 (the eigenproblems), 3x to spare."""
+    """Minutes: rnngrad.plan's cost of the variant's probes, 3x to spare."""
     width = rnnconfig.variant_specs(CFG)[wildcards.variant].hidden_size
-    steps = sum(TASKS[t].seq_len(n) for t, n in PROBE_POINTS) * CFG["probes"]["seeds"]
-    per_step = 0.002 * CFG["probes"]["jac_examples"] / 2 * max(1.0, width / 64) ** 2.5
-    return int(5 + 3 * steps * per_step / 60) * attempt
+    settings = rnnconfig.probe_settings(CFG)
+    seconds = sum(
+        plan.probe_seconds(t, n, width, settings.jac_examples, settings.seeds)
+        for t, n in PROBE_POINTS
+    )
+    return int(5 + 3 * seconds / 60) * attempt
 
 
 def probe_mem_mb(wildcards, attempt):

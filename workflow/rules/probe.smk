@@ -18,9 +18,7 @@ rule probe_init:
         runtime=probe_runtime,
     params:
         points=PROBE_POINTS,
-        seeds=CFG["probes"]["seeds"],
-        batch_size=CFG["probes"]["batch_size"],
-        jac_examples=CFG["probes"]["jac_examples"],
+        settings=rnnconfig.probe_settings(CFG),
         device=CFG["device"],
     script:
         "../scripts/probe_init.py"

@@ -18,12 +18,12 @@ with log_to(snakemake.log[0]):
             length,
             variant,
             spec,
-            snakemake.params.seeds,
-            snakemake.params.batch_size,
+            snakemake.params.settings.seeds,
+            snakemake.params.settings.batch_size,
             device=resolve_device(snakemake.params.device),
             # float64: a vanilla RNN's float32 gradient underflows to 0 within a few hundred steps
             dtype=torch.float64,
-            jac_examples=snakemake.params.jac_examples,
+            jac_examples=snakemake.params.settings.jac_examples,
         )
         write_parquet(path, df)
     write_cpu_usage(snakemake.output.usage)
