@@ -52,6 +52,7 @@ SIZES = {
         "scaling": {"repeats": 5},
         "scan": {"repeats": 5},
         "scan_slope": {"lengths": bench_scan.SLOPE_LENGTHS, "repeats": 3},
+        "guard": {"length": 1000, "repeats": 2000},
         "denormals": {"length": 2000, "repeats": 3},
     },
     "quick": {
@@ -64,13 +65,14 @@ SIZES = {
         "scaling": {"repeats": 1, "length": 6, "hidden_size": 8, "counts": (1, 2)},
         "scan": {"lengths": (6,), "repeats": 1, "hidden_size": 8},
         "scan_slope": {"lengths": (4, 8), "repeats": 1, "hidden_size": 8},
+        "guard": {"length": 6, "hidden_size": 8, "batch_size": 4, "repeats": 10},
         "denormals": {"length": 6, "repeats": 1, "hidden_size": 8},
     },
 }
 
 
 def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
+    return f"{100 * x:.1f}%" if abs(x) >= 1e-3 else f"{100 * x:.2g}%"  # 0.0048%, not 0.0%
 
 
 def _loop(device, sizes) -> tuple[dict, list[Figure]]:
@@ -282,6 +284,19 @@ def _scan(device, sizes) -> tuple[dict, list[Figure]]:
         figs.append(Figure("7 scan", f"step time slope {f['cell']} {span}", v, "1.0 +/- 0.1", ok))
     result = {"rows": rows, "slope": fits}
     if device.type == "cpu":
+        g = bench_scan.guard_share(**sizes["guard"])
+        result["guard"] = g
+        if g is not None:  # None: numba's kernel does not build here (the fallback trains)
+            figs.append(
+                Figure(
+                    "7 scan",
+                    f"mingru input checks / training step (T={g['length']})",
+                    g["share"],
+                    f"<= {bench_scan.GUARD_GOAL:.0%}",
+                    g["share"] <= bench_scan.GUARD_GOAL,
+                    "share",
+                )
+            )
         d = bench_scan.denormals(device=device, **sizes["denormals"])
         result["denormals"] = d
         figs.append(

@@ -55,6 +55,7 @@ from benchmarks.common import (
     best_ratio,
     device_of,
     median_ratio,
+    seconds,
     threads,
     training_numerics,
 )
@@ -63,10 +64,21 @@ from rnngrad.cells import scan_method
 from rnngrad.models import VariantSpec, build_model
 from rnngrad.train import flushing_subnormals
 
-__all__ = ["GOAL", "STRETCH", "denormals", "flush_denormal", "measure", "slope", "stepper"]
+__all__ = [
+    "GOAL",
+    "GUARD_GOAL",
+    "STRETCH",
+    "denormals",
+    "flush_denormal",
+    "guard_share",
+    "measure",
+    "slope",
+    "stepper",
+]
 
 GOAL = 0.5  # acceptance: a step of lru / mingru at most 0.5x the LSTM's
 STRETCH = 0.1  # the goal: near the memory floor
+GUARD_GOAL = 0.02  # the input checks before minGRU's kernel: at most 2 % of a step
 METHODS = {
     "lru": ("sequential", "associative", "loop"),
     "mingru": ("native", "fused", "sequential", "associative", "log", "loop", "none"),
@@ -154,6 +166,53 @@ def measure(
     return rows
 
 
+def guard_share(
+    length: int = 1000, hidden_size: int = 64, batch_size: int = 64, repeats: int = 2000
+) -> dict | None:
+    """What the checks in front of minGRU's kernel cost, as a share of a training step.
+
+    The checks are timed alone over many calls (they take microseconds, far below the
+    noise of one step): mingru_scan.check_native on the step's p, and the kernel's own
+    shape check (`sizes`) called from Python, which adds numba's dispatch and so
+    overstates it; both run once in the forward and once in the backward. The step is
+    the fastest of a few minGRU steps (native scan) at the same sizes. None where the
+    kernel does not build here.
+    """
+    from rnngrad import mingru_kernel
+    from rnngrad.mingru_scan import check_native, native_available
+
+    if not native_available(torch.float32):
+        return None
+    p = torch.randn(length, batch_size, 2 * hidden_size)
+    arrays = (
+        p.numpy(),
+        p.numpy(),
+        p.new_empty(length, batch_size, hidden_size).numpy(),
+        p.new_zeros(batch_size, hidden_size).numpy(),
+        p.new_ones(1).numpy(),
+    )
+
+    cpu = torch.device("cpu")
+
+    def per_call(fn) -> float:  # the suite's clock, over many calls
+        fn()
+        return seconds(lambda: [fn() for _ in range(repeats)], cpu) / repeats
+
+    with threads(1), flush_denormal():
+        check_s = per_call(lambda: check_native(p))
+        sizes_s = per_call(lambda: mingru_kernel.sizes(*arrays))
+        step = stepper("mingru", length, hidden_size, batch_size, cpu, "native")
+        step_s = min(alternate({"step": step}, 5, cpu)["step"])
+    guard_s = 2 * (check_s + sizes_s)
+    return {
+        "length": length,
+        "check_s": check_s,
+        "sizes_s": sizes_s,
+        "step_s": step_s,
+        "share": guard_s / step_s,
+    }
+
+
 def slope(
     cells=("lru", "mingru", "indrnn"),
     lengths=SLOPE_LENGTHS,
@@ -233,10 +292,17 @@ def main(argv: list[str] | None = None) -> dict:
             f"{t}:{1e3 * s:.1f}" for t, s in zip(f["lengths"], f["step_s"], strict=True)
         )
         print(f"{f['cell']:>7} slope {f['slope']:.3f} (ms at T: {steps})")
+    g = guard_share(lengths[0]) if device.type == "cpu" else None
+    if g is not None:
+        print(
+            f" mingru guard T={g['length']}: {1e6 * g['check_s']:.1f} us + kernel check "
+            f"{1e6 * g['sizes_s']:.1f} us, twice a step of {1e3 * g['step_s']:.1f} ms: "
+            f"{100 * g['share']:.3f} % (goal <= {100 * GUARD_GOAL:.0f} %)"
+        )
     d = denormals(device=device) if device.type == "cpu" else None
     if d is not None:
         print(f"    lru T={d['length']}: subnormals kept / flushed {d['slowdown']:.2f}x")
-    return {"rows": rows, "slope": fits, "denormals": d}
+    return {"rows": rows, "slope": fits, "guard": g, "denormals": d}
 
 
 if __name__ == "__main__":

@@ -9,11 +9,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import torch
 
 from benchmarks import __main__ as suite
 from benchmarks.bench_flops import lstm_step_flops
 from benchmarks.bench_grid import grid_efficiency, parse_log
 from benchmarks.bench_growth import fit_slope
+from rnngrad.mingru_scan import native_available
 
 T0 = datetime(2026, 11, 27, 8, 32, 50)
 TSV_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
@@ -130,6 +132,14 @@ def test_the_suite_runs_every_section_and_writes_every_figure(tmp_path, capsys):
     growth = report["sections"]["growth"]["result"]
     assert {"time_slope", "peak_slope", "saved_slope"} <= set(growth["fits"][0])
     assert growth["allocator"]["default_s"] > 0 and growth["allocator"]["keep_freed_s"] > 0
+    guard = report["sections"]["scan"]["result"]["guard"]
+    if native_available(torch.float32):  # the checks in front of minGRU's kernel, timed
+        assert 0 < guard["check_s"] < guard["step_s"] and 0 < guard["sizes_s"] < guard["step_s"]
+        share = 2 * (guard["check_s"] + guard["sizes_s"]) / guard["step_s"]
+        assert guard["share"] == pytest.approx(share)
+        assert any(f["name"].startswith("mingru input checks") for f in figures)
+    else:
+        assert guard is None
 
     printed = capsys.readouterr().out
     for f in figures:  # every figure printed with its goal beside it

@@ -814,3 +814,18 @@ def test_largest_gain_is_the_remedy_that_added_most_solved_runs():
     )  # fmt: skip
     assert F.largest_gain(gains)["remedy"] == "LRU"
     assert F.largest_gain(gains.iloc[[2]]) is None  # no pairs: no gain to report
+
+
+def test_kernel_use_counts_the_minGRU_cpu_runs_on_the_fallback():
+    runs = pd.DataFrame(
+        {
+            "cell": ["mingru", "mingru", "mingru", "mingru", "lstm"],
+            "device": ["cpu", "cpu", "cpu", "cuda", "cpu"],
+            # a run on CUDA and an LSTM say nothing about the CPU kernel
+            "scan_reason": ["", "RNNGRAD_NATIVE=0", "ImportError: no numba", "", "x"],
+        }
+    )
+    use = F.kernel_use(runs)
+    assert (use.runs, use.fallbacks) == (3, 2)
+    assert use.reasons == ["ImportError: no numba", "RNNGRAD_NATIVE=0"]
+    assert F.kernel_use(runs.iloc[[0, 3, 4]]) == F.KernelUse(1, 0, [])

@@ -221,3 +221,17 @@ def test_gain_text_reads_the_largest_gain():
         "LRU (`lru` against `lstm`) on copy, 67% of 3 paired runs solved against 0%"
     )
     assert P.gain_text(None).startswith("none")
+
+
+def test_kernel_text_counts_the_fallbacks_and_is_never_empty():
+    from rnngrad.findings import KernelUse
+    from rnngrad.prose import kernel_text
+
+    assert kernel_text(KernelUse(3, 2, ["RNNGRAD_NATIVE=0", "no numba"])) == (
+        "2 of 3 minGRU runs on the CPU trained with the torch fallback instead of the "
+        "compiled kernel (RNNGRAD_NATIVE=0 and no numba)."
+    )
+    assert kernel_text(KernelUse(4, 0, [])) == (
+        "All 4 minGRU runs on the CPU trained with the compiled kernel (numba)."
+    )
+    assert kernel_text(KernelUse()).startswith("No minGRU run")

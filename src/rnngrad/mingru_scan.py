@@ -176,6 +176,14 @@ def mingru_scan_native(p: torch.Tensor) -> torch.Tensor:
             `mingru_scan`), or not a float32 / float64 CPU tensor.
         RuntimeError: the kernel is not available here (rnngrad.native.why_unavailable).
     """
+    check_native(p)
+    return _MinGRUNative.apply(p)
+
+
+def check_native(p: torch.Tensor) -> None:
+    """Everything `mingru_scan_native` checks before p's memory reaches the kernel (the
+    kernel then checks its arrays' shapes against each other): timed against a training
+    step by benchmarks/bench_scan.py's `guard_share`."""
     _check(p, "mingru_scan_native")
     if p.device.type != "cpu" or p.dtype not in native.DTYPES:
         raise ValueError(
@@ -185,4 +193,3 @@ def mingru_scan_native(p: torch.Tensor) -> torch.Tensor:
     if not native_available(p.dtype):
         why = native.why_unavailable(p.dtype)
         raise RuntimeError(f"mingru_scan_native: the compiled kernel cannot run here ({why})")
-    return _MinGRUNative.apply(p)

@@ -41,6 +41,7 @@ __all__ = [
     "gain_text",
     "constraint_text",
     "cost_text",
+    "kernel_text",
 ]
 
 NA = "n/a"
@@ -444,3 +445,17 @@ def cost_text(by_cell: pd.DataFrame) -> str:
             f"{fmt(g['ratio'].iloc[-1], 2)} times as long."
         )
     return " ".join(out) or "The grid trained no runs."
+
+
+def kernel_text(use) -> str:
+    """findings.kernel_use as a sentence (never empty: Quarto leaves an empty inline
+    expression in the page as code)."""
+    if not use.runs:
+        return "No minGRU run trained on a CPU, so its compiled kernel was not used."
+    runs = counted(use.runs, "minGRU run")
+    if not use.fallbacks:
+        return f"All {runs} on the CPU trained with the compiled kernel (numba)."
+    return (
+        f"{use.fallbacks} of {runs} on the CPU trained with the torch fallback instead of "
+        f"the compiled kernel ({listing(use.reasons)})."
+    )

@@ -30,6 +30,8 @@ __all__ = [
     "mitigation_gains",
     "CostSummary",
     "cost_by_cell",
+    "KernelUse",
+    "kernel_use",
 ]
 
 
@@ -267,3 +269,21 @@ def largest_gain(gains: pd.DataFrame) -> dict | None:
     if not len(g):
         return None
     return g.loc[g["gain"].idxmax()].to_dict()
+
+
+@dataclass
+class KernelUse:
+    """minGRU's runs on a CPU, and those that trained without its compiled kernel."""
+
+    runs: int = 0
+    fallbacks: int = 0
+    reasons: list[str] = field(default_factory=list)  # each distinct reason, sorted
+
+
+def kernel_use(runs: pd.DataFrame) -> KernelUse:
+    """Which minGRU runs on a CPU trained on the torch fallback (a non-empty
+    `scan_reason`, rnngrad.native.why_unavailable) instead of the compiled kernel."""
+    cpu = runs[(runs["cell"] == "mingru") & (runs["device"].astype(str) == "cpu")]
+    why = cpu["scan_reason"].fillna("").astype(str)
+    fell = why[why != ""]
+    return KernelUse(len(cpu), len(fell), sorted(set(fell)))
