@@ -18,6 +18,8 @@ import pytest
 
 from rnngrad import findings as F
 from rnngrad.aggregate import TABLES
+from rnngrad.sweep import critical_table
+from rnngrad.verdicts import majority, majority_of
 
 # ------------------------------------------------------------------------- builders
 
@@ -481,6 +483,23 @@ def test_success_keeps_not_attempted_cells_apart_from_failures():
     rates = F.success_by_length(s).set_index(["variant", "length"])
     assert math.isnan(rates.at[("rnn", 50), "solved_rate"])
     assert math.isnan(rates.at[("rnn", 50), "solved_rate_ci_low"])
+
+
+# (solved seeds, seeds) that are a strict majority, up to five seeds: ties are not
+MAJORITIES = {(1, 1), (2, 2), (2, 3), (3, 3), (3, 4), (4, 4), (3, 5), (4, 5), (5, 5)}
+
+
+def test_the_success_table_the_critical_length_and_the_sweep_share_one_majority_rule():
+    counts = [(k, n) for n in range(1, 6) for k in range(n + 1)]
+    s = pd.DataFrame([success_row("adding", 10, f"v{k}of{n}", k, n) for k, n in counts])
+    outcome = F.success_by_length(s).set_index("variant")["outcome"]
+    critical = critical_table(s.assign(off_baseline=0), pd.DataFrame()).set_index("variant")
+    for k, n in counts:
+        want = (k, n) in MAJORITIES
+        assert (outcome[f"v{k}of{n}"] == "solved") is want, (k, n)
+        assert (not math.isnan(critical.at[f"v{k}of{n}", "critical_length"])) is want, (k, n)
+        assert majority(["solved"] * k + ["at_baseline"] * (n - k), "solved") is want, (k, n)
+        assert bool(majority_of(k, n)) is want, (k, n)
 
 
 def test_success_computes_wilson_when_the_table_has_no_interval():
