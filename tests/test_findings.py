@@ -334,6 +334,19 @@ def test_init_decay_medians_per_task_and_length_never_mix_tasks():
     assert math.isnan(out.at[("adding", "lstm"), "bound_share"])
 
 
+def test_init_decay_pools_the_seeds_bound_shares_by_their_pairs():
+    seeds = [
+        {"bound_share": 1.0, "bound_pairs": 100.0},
+        {"bound_share": 0.5, "bound_pairs": 300.0},
+        {"bound_share": math.nan, "bound_pairs": math.nan},  # a seed without a bound
+        {"bound_share": 0.0, "bound_pairs": 0.0},  # no pairs: does not count
+    ]
+    rows = decay_rows("adding", 10, "rnn", [-0.3] * len(seeds))
+    decay = pd.DataFrame([{**r, **b} for r, b in zip(rows, seeds, strict=True)])
+    out = F.init_decay(decay, variants_frame()).iloc[0]
+    assert out["bound_share"] == pytest.approx((100 + 150) / 400)
+
+
 def test_init_decay_horizon_is_a_lower_bound_when_most_seeds_are_censored():
     decay = pd.DataFrame(
         decay_rows("adding", 100, "a", [-0.1, -0.01, -0.01], censored=[False, True, True])

@@ -21,6 +21,7 @@ from rnngrad.findings._common import (
     longest,
     settings,
 )
+from rnngrad.measures import pooled_share
 
 __all__ = [
     "init_decay",
@@ -76,9 +77,6 @@ def init_decay(decay: pd.DataFrame, variants: pd.DataFrame | None = None) -> pd.
         rate = g["decay_rate"].astype(float).dropna()
         med = float(rate.median()) if len(rate) else math.nan
         h, cens = censored_median(g["horizon"], g["horizon_censored"].astype(bool))
-        pairs = g["bound_pairs"].astype(float)
-        share = g["bound_share"].astype(float)
-        ok = pairs.notna() & share.notna() & (pairs > 0)
         rows.append(
             {
                 "task": task,
@@ -94,9 +92,9 @@ def init_decay(decay: pd.DataFrame, variants: pd.DataFrame | None = None) -> pd.
                 "horizon_censored": cens,
                 "censored_share": float(g["horizon_censored"].astype(bool).mean()),
                 "max_distance": float(g["max_distance"].astype(float).max()),
-                "bound_share": float((share[ok] * pairs[ok]).sum() / pairs[ok].sum())
-                if ok.any()
-                else math.nan,
+                "bound_share": pooled_share(
+                    g["bound_share"].astype(float), g["bound_pairs"].astype(float)
+                )[0],
             }
         )
     out = pd.DataFrame(rows)
@@ -180,8 +178,7 @@ def bound_tightness(
     )
     pairs = d["bound_pairs"].astype(float)
     if len(d) and pairs.notna().all() and pairs.sum() > 0:
-        out.share = float((d["bound_share"] * pairs).sum() / pairs.sum())
-        out.pairs = float(pairs.sum())
+        out.share, out.pairs = pooled_share(d["bound_share"].astype(float), pairs)
         out.lowest_share = float(d["bound_share"].min())
     elif p["bound_holds"].notna().any():
         held = p["bound_holds"].dropna().astype(float)
