@@ -18,6 +18,7 @@ from rnngrad.findings._common import (
     censored_median,
     ensure,
     find_variant,
+    first_and_last_probe,
     longest,
     settings,
 )
@@ -223,24 +224,17 @@ def decay_change(decay: pd.DataFrame) -> pd.DataFrame:
         *RUN_KEYS, "first_step", "last_step", "rate_first", "rate_last", "change",
         "horizon_first", "horizon_last", "longest",
     ]  # fmt: skip
-    rows = []
-    for key, g in d.groupby(RUN_KEYS, sort=True):
-        g = g.sort_values("probe_step")
-        if g["probe_step"].nunique() < 2:
-            continue
-        a, b = g.iloc[0], g.iloc[-1]
-        rows.append(
-            {
-                **dict(zip(RUN_KEYS, key, strict=True)),
-                "first_step": int(a["probe_step"]),
-                "last_step": int(b["probe_step"]),
-                "rate_first": float(a["decay_rate"]),
-                "rate_last": float(b["decay_rate"]),
-                "change": float(b["decay_rate"]) - float(a["decay_rate"]),
-                "horizon_first": float(a["horizon"]),
-                "horizon_last": float(b["horizon"]),
-            }
-        )
+    rows = [
+        {
+            **run,
+            "rate_first": float(a["decay_rate"]),
+            "rate_last": float(b["decay_rate"]),
+            "change": float(b["decay_rate"]) - float(a["decay_rate"]),
+            "horizon_first": float(a["horizon"]),
+            "horizon_last": float(b["horizon"]),
+        }
+        for run, a, b in first_and_last_probe(d)
+    ]
     if not rows:
         return pd.DataFrame(columns=cols)
     out = pd.DataFrame(rows)
