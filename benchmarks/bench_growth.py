@@ -23,7 +23,6 @@ each step's activations back in, which bends the time slope above 1.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -34,7 +33,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.common import ROOT, alternate, device_of, rule_threads, threads, training_numerics
+from benchmarks.common import (
+    ROOT,
+    alternate,
+    device_of,
+    grid_parser,
+    rule_threads,
+    threads,
+    training_numerics,
+)
 from rnngrad import tasks
 from rnngrad.models import VariantSpec, build_model
 
@@ -236,13 +243,10 @@ def measure(
 
 @training_numerics
 def main(argv: list[str] | None = None) -> dict | list:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", nargs="+", default=list(CELLS))
-    parser.add_argument("--lengths", nargs="+", type=int, default=list(LENGTHS))
+    parser = grid_parser(__doc__, CELLS, LENGTHS)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--hidden-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--device", default="auto")
     parser.add_argument("--memory", metavar="CELL", help="child mode: print step_memory as JSON")
     parser.add_argument("--time", metavar="CELL", help="child mode: print step_times as JSON")
     args = parser.parse_args(argv)

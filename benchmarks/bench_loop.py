@@ -14,7 +14,6 @@ The bare loop also times make_batch: the data's share of a step.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import statistics
@@ -26,6 +25,7 @@ from benchmarks.common import (
     best_ratio,
     clock,
     device_of,
+    grid_parser,
     interleave,
     median_ratio,
     rule_threads,
@@ -157,11 +157,8 @@ def measure(
 
 @training_numerics
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", nargs="+", default=list(CELLS))
-    parser.add_argument("--lengths", nargs="+", type=int, default=list(LENGTHS))
+    parser = grid_parser(__doc__, CELLS, LENGTHS)
     parser.add_argument("--trials", type=int, default=6)
-    parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
     rows = measure(
         tuple(args.cells), tuple(args.lengths), trials=args.trials, device=device_of(args.device)

@@ -23,7 +23,6 @@ schedule: `steps` steps with a probe every `probe_every` steps, and at both ends
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import io
@@ -41,6 +40,7 @@ from benchmarks.common import (
     best_ratio,
     clock,
     device_of,
+    grid_parser,
     median_ratio,
     rule_threads,
     sync,
@@ -343,12 +343,9 @@ def bound_tightness(
 
 @training_numerics
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", nargs="+", default=list(CELLS))
-    parser.add_argument("--lengths", nargs="+", type=int, default=list(LENGTHS))
+    parser = grid_parser(__doc__, CELLS, LENGTHS)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--jac-examples", type=int, default=TRAIN_JAC_EXAMPLES)
-    parser.add_argument("--device", default="auto")
     parser.add_argument("--jacobians", action="store_true", help="cost of K Jacobian examples")
     parser.add_argument("--tightness", action="store_true", help="the bound's tightness at init")
     args = parser.parse_args(argv)

@@ -11,13 +11,14 @@ gave to other jobs. Absolute times are kept as context, beside the machine and i
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import functools
 import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -39,6 +40,7 @@ __all__ = [
     "best_ratio",
     "clock",
     "device_of",
+    "grid_parser",
     "interleave",
     "load",
     "machine",
@@ -76,6 +78,16 @@ def device_of(name: str = "auto") -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: torch sees no CUDA device")
     return torch.device(name)
+
+
+def grid_parser(doc: str, cells: Sequence[str], lengths: Sequence[int]) -> argparse.ArgumentParser:
+    """The command line of a benchmark over cells and lengths: the first line of its
+    docstring, --cells, --lengths and --device (see device_of); it adds its own."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--cells", nargs="+", default=list(cells))
+    parser.add_argument("--lengths", nargs="+", type=int, default=list(lengths))
+    parser.add_argument("--device", default="auto")
+    return parser
 
 
 def sync(device: torch.device) -> None:

@@ -18,6 +18,8 @@ import pytest
 
 from rnngrad import findings as F
 from rnngrad.aggregate import TABLES
+from rnngrad.sweep import critical_table
+from rnngrad.verdicts import majority, majority_of
 
 # ------------------------------------------------------------------------- builders
 
@@ -332,6 +334,19 @@ def test_init_decay_medians_per_task_and_length_never_mix_tasks():
     assert math.isnan(out.at[("adding", "lstm"), "bound_share"])
 
 
+def test_init_decay_pools_the_seeds_bound_shares_by_their_pairs():
+    seeds = [
+        {"bound_share": 1.0, "bound_pairs": 100.0},
+        {"bound_share": 0.5, "bound_pairs": 300.0},
+        {"bound_share": math.nan, "bound_pairs": math.nan},  # a seed without a bound
+        {"bound_share": 0.0, "bound_pairs": 0.0},  # no pairs: does not count
+    ]
+    rows = decay_rows("adding", 10, "rnn", [-0.3] * len(seeds))
+    decay = pd.DataFrame([{**r, **b} for r, b in zip(rows, seeds, strict=True)])
+    out = F.init_decay(decay, variants_frame()).iloc[0]
+    assert out["bound_share"] == pytest.approx((100 + 150) / 400)
+
+
 def test_init_decay_horizon_is_a_lower_bound_when_most_seeds_are_censored():
     decay = pd.DataFrame(
         decay_rows("adding", 100, "a", [-0.1, -0.01, -0.01], censored=[False, True, True])
@@ -481,6 +496,23 @@ def test_success_keeps_not_attempted_cells_apart_from_failures():
     rates = F.success_by_length(s).set_index(["variant", "length"])
     assert math.isnan(rates.at[("rnn", 50), "solved_rate"])
     assert math.isnan(rates.at[("rnn", 50), "solved_rate_ci_low"])
+
+
+# (solved seeds, seeds) that are a strict majority, up to five seeds: ties are not
+MAJORITIES = {(1, 1), (2, 2), (2, 3), (3, 3), (3, 4), (4, 4), (3, 5), (4, 5), (5, 5)}
+
+
+def test_the_success_table_the_critical_length_and_the_sweep_share_one_majority_rule():
+    counts = [(k, n) for n in range(1, 6) for k in range(n + 1)]
+    s = pd.DataFrame([success_row("adding", 10, f"v{k}of{n}", k, n) for k, n in counts])
+    outcome = F.success_by_length(s).set_index("variant")["outcome"]
+    critical = critical_table(s.assign(off_baseline=0), pd.DataFrame()).set_index("variant")
+    for k, n in counts:
+        want = (k, n) in MAJORITIES
+        assert (outcome[f"v{k}of{n}"] == "solved") is want, (k, n)
+        assert (not math.isnan(critical.at[f"v{k}of{n}", "critical_length"])) is want, (k, n)
+        assert majority(["solved"] * k + ["at_baseline"] * (n - k), "solved") is want, (k, n)
+        assert bool(majority_of(k, n)) is want, (k, n)
 
 
 def test_success_computes_wilson_when_the_table_has_no_interval():

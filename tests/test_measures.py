@@ -11,7 +11,14 @@ import pandas as pd
 import pytest
 
 from rnngrad import aggregate, measures
-from rnngrad.measures import HORIZON_RATIO, bound_summary, decay_rate, decay_summary, horizon
+from rnngrad.measures import (
+    HORIZON_RATIO,
+    bound_summary,
+    decay_rate,
+    decay_summary,
+    horizon,
+    pooled_share,
+)
 
 
 def _profile(base: float, n: int, scale: float = 2.0) -> pd.DataFrame:
@@ -119,6 +126,14 @@ def test_bound_share_weighs_steps_by_their_examples():
     out = bound_summary(lstm)
     assert math.isnan(out["bound_share"]) and out["bound_pairs"] == 0
     assert bound_summary(p.drop(columns=["bound_holds"]))["bound_pairs"] == 0
+
+
+def test_pooled_share_weighs_each_share_by_its_pairs():
+    assert pooled_share([1.0, 0.5], [100, 300]) == (pytest.approx(0.625), 400.0)
+    # no finite share or no positive count: left out; nothing left: (NaN, 0)
+    assert pooled_share([1.0, np.nan, 0.0, 0.2], [2, 5, 0, np.nan]) == (1.0, 2.0)
+    share, pairs = pooled_share([np.nan, 0.3], [4, 0])
+    assert math.isnan(share) and pairs == 0
 
 
 # ---------------------------------------------------------------------- one definition

@@ -16,7 +16,8 @@ position where the loss is read; negative after it) and `grad_h` (||dL/dh_t||), 
   non-finite norm counts as fallen.
 - bound share: of the (example, step) pairs a profile compared with the per-example
   product bound (columns bound_holds and bound_examples), the share at which the bound
-  held.
+  held. Shares pool by their counts of pairs (`pooled_share`): over a profile's steps,
+  and over probes in the findings.
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = ["HORIZON_RATIO", "decay_rate", "horizon", "decay_summary", "bound_summary"]
+__all__ = [
+    "HORIZON_RATIO",
+    "decay_rate",
+    "horizon",
+    "decay_summary",
+    "bound_summary",
+    "pooled_share",
+]
 
 HORIZON_RATIO = 1e-3  # horizon: largest distance with grad_h >= 1e-3 of grad_h at distance 0
 
@@ -106,10 +114,29 @@ def bound_summary(profile: pd.DataFrame) -> dict:
     """
     if "bound_holds" not in profile or "bound_examples" not in profile:
         return {"bound_share": math.nan, "bound_pairs": 0}
-    share = pd.to_numeric(profile["bound_holds"], errors="coerce").to_numpy(float)
-    n = pd.to_numeric(profile["bound_examples"], errors="coerce").to_numpy(float)
+    share, pairs = pooled_share(
+        pd.to_numeric(profile["bound_holds"], errors="coerce"),
+        pd.to_numeric(profile["bound_examples"], errors="coerce"),
+    )
+    return {"bound_share": share, "bound_pairs": int(pairs)}
+
+
+def pooled_share(shares, pairs) -> tuple[float, float]:
+    """Several shares pooled into one, each weighted by its count of pairs.
+
+    Entries without a finite share or a positive, finite count do not count.
+
+    Returns:
+        (share, pairs): the pooled share and the pairs behind it; (NaN, 0.0) without pairs.
+
+    Example:
+        >>> pooled_share([1.0, 0.5, float("nan")], [3, 1, 4])
+        (0.875, 4.0)
+    """
+    share = np.asarray(shares, dtype=float)
+    n = np.asarray(pairs, dtype=float)
     keep = np.isfinite(share) & np.isfinite(n) & (n > 0)
-    pairs = float(n[keep].sum())
-    if pairs == 0:
-        return {"bound_share": math.nan, "bound_pairs": 0}
-    return {"bound_share": float((share[keep] * n[keep]).sum() / pairs), "bound_pairs": int(pairs)}
+    total = float(n[keep].sum())
+    if total == 0:
+        return math.nan, 0.0
+    return float((share[keep] * n[keep]).sum() / total), total

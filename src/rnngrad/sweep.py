@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rnngrad.verdicts import CRITERIA, SOLVED, majority, meets, run_verdict
+from rnngrad.verdicts import CRITERIA, SOLVED, majority, majority_of, meets, run_verdict
 
 __all__ = [
     "SOLVED",
@@ -237,7 +237,7 @@ def read_verdict(summary: str | Path) -> str:
 
 def _passes(row, criterion: str) -> bool:
     count = row["solved"] if criterion == SOLVED else row["off_baseline"]
-    return bool(row["seeds"] > 0 and 2 * count > row["seeds"])
+    return bool(row["seeds"] > 0 and majority_of(count, row["seeds"]))
 
 
 def _critical(cells: pd.DataFrame, criterion: str) -> tuple[float, bool, float]:

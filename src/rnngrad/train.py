@@ -44,7 +44,6 @@ __all__ = [
     "RunSpec",
     "train_run",
     "resolve_device",
-    "RUN_FILES",
     "flush_denormals",
     "flushing_subnormals",
     "no_tf32",

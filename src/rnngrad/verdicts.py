@@ -29,6 +29,7 @@ __all__ = [
     "run_verdict",
     "meets",
     "majority",
+    "majority_of",
     "cell_verdict",
 ]
 
@@ -67,6 +68,17 @@ def meets(verdict: str, criterion: str) -> bool:
     return VERDICTS.index(verdict) <= VERDICTS.index(criterion)
 
 
+def majority_of(count, total):
+    """The majority rule, defined once: True where `count` is more than half of `total`
+    (2 of 3, 3 of 5, ...). Elementwise on NumPy arrays and pandas Series of counts.
+
+    Example:
+        >>> majority_of(2, 3), majority_of(1, 2), majority_of(0, 0)
+        (True, False, False)
+    """
+    return 2 * count > total
+
+
 def majority(verdicts: Iterable[str], criterion: str) -> bool:
     """True when more than half of the verdicts meet the criterion (2 of 3, 3 of 5, ...).
 
@@ -75,7 +87,7 @@ def majority(verdicts: Iterable[str], criterion: str) -> bool:
         (True, True)
     """
     verdicts = list(verdicts)
-    return 2 * sum(meets(v, criterion) for v in verdicts) > len(verdicts)
+    return majority_of(sum(meets(v, criterion) for v in verdicts), len(verdicts))
 
 
 def cell_verdict(verdicts: Iterable[str]) -> str:

@@ -50,6 +50,8 @@ PROBE_VARIANTS = sorted({p.variant for p in PROBES})
 
 # One train job per run (task, length, variant, seed): the sweep decides run by run.
 RUN_DIR = "results/runs/{task}/T{length}/{variant}/seed{seed}"
+# A train job's outputs: the run's files (rnngrad.columns.RUN_FILES), named by their stems
+RUN_OUTPUTS = {Path(name).stem: f"{RUN_DIR}/{name}" for name in RUN_FILES}
 TRAIN_BENCHMARK = "results/benchmarks/train/{task}/T{length}/{variant}/seed{seed}.tsv"
 # One init-probe job per variant writes the files of every probed task and length.
 PROBE_FILE = "results/probes/{task}/T{length}/{variant}.parquet"

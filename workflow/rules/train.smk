@@ -6,11 +6,7 @@
 
 checkpoint train:
     output:
-        summary=f"{RUN_DIR}/summary.json",
-        curve=f"{RUN_DIR}/curve.parquet",
-        gradients=f"{RUN_DIR}/gradients.parquet",
-        spectra=f"{RUN_DIR}/spectra.parquet",
-        horizon=f"{RUN_DIR}/horizon.parquet",
+        **RUN_OUTPUTS,  # summary, curve, gradients, spectra, horizon
         usage="results/benchmarks/train/{task}/T{length}/{variant}/seed{seed}.usage.json",
     log:
         "results/logs/train/{task}/T{length}/{variant}/seed{seed}.log",

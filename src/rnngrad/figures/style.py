@@ -20,6 +20,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from rnngrad.findings._common import at_longest  # one definition, shared with the findings
 from rnngrad.io import atomic_path
 from rnngrad.measures import HORIZON_RATIO
 
@@ -182,14 +183,6 @@ def lengths_axis(ax, lengths, axis: str = "x") -> None:
     set_ticks = ax.set_xticks if axis == "x" else ax.set_yticks
     set_ticks(lengths, [str(x) for x in lengths])
     ax.minorticks_off()
-
-
-def at_longest(df: pd.DataFrame) -> pd.DataFrame:
-    """The rows at the longest length of their task."""
-    if not len(df):
-        return df
-    top = df.groupby("task")["length"].transform("max")
-    return df[df["length"] == top]
 
 
 def at_longest_per_variant(df: pd.DataFrame) -> pd.DataFrame:

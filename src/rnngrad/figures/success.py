@@ -19,6 +19,7 @@ from rnngrad.figures.style import (
     subplots,
     theme,
 )
+from rnngrad.findings import critical_length
 
 __all__ = ["success", "critical", "NOT_ATTEMPTED"]
 
@@ -97,10 +98,7 @@ def critical(critical: pd.DataFrame, *, styles: Mapping[str, dict] | None = None
         fig, axes = subplots(1, len(tasks), figsize=(5.2 * len(tasks) + 2.4, 0.36 * n + 1.8))
         for j, task in enumerate(tasks):
             ax = axes[0, j]
-            sub = critical[critical["task"] == task].copy()
-            crit = sub["critical_length"].astype(float)
-            reach = crit.fillna(0).where(~sub["censored"].astype(bool), np.inf)
-            sub = sub.assign(reach=reach).sort_values(["reach", "variant"], ascending=[False, True])
+            sub = critical_length(critical[critical["task"] == task])  # longest first
             lengths = sorted({int(x) for t in sub["lengths"] for x in str(t).split(",") if x})
             first = lengths[0] if lengths else 1
             for k, r in enumerate(sub.itertuples()):

@@ -45,6 +45,19 @@ def at_longest(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["length"] == df["task"].map(longest(df))]
 
 
+def first_and_last_probe(df: pd.DataFrame) -> Iterable[tuple[dict, pd.Series, pd.Series]]:
+    """Per run (RUN_KEYS) probed at two steps or more, in order: its keys with first_step
+    and last_step, and the rows of its first and its last probe (by probe_step). Never
+    pairs probes of different runs."""
+    for key, g in df.groupby(RUN_KEYS, sort=True):
+        g = g.sort_values("probe_step")
+        if g["probe_step"].nunique() < 2:
+            continue
+        a, b = g.iloc[0], g.iloc[-1]
+        run = dict(zip(RUN_KEYS, key, strict=True))
+        yield {**run, "first_step": int(a["probe_step"]), "last_step": int(b["probe_step"])}, a, b
+
+
 def settings(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per variant with its settings (from the runs or the variants table)."""
     cols = [c for c in ["variant", *VARIANT_KEYS, "clip_norm"] if c in frame.columns]

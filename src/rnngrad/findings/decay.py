@@ -18,9 +18,11 @@ from rnngrad.findings._common import (
     censored_median,
     ensure,
     find_variant,
+    first_and_last_probe,
     longest,
     settings,
 )
+from rnngrad.measures import pooled_share
 
 __all__ = [
     "init_decay",
@@ -76,9 +78,6 @@ def init_decay(decay: pd.DataFrame, variants: pd.DataFrame | None = None) -> pd.
         rate = g["decay_rate"].astype(float).dropna()
         med = float(rate.median()) if len(rate) else math.nan
         h, cens = censored_median(g["horizon"], g["horizon_censored"].astype(bool))
-        pairs = g["bound_pairs"].astype(float)
-        share = g["bound_share"].astype(float)
-        ok = pairs.notna() & share.notna() & (pairs > 0)
         rows.append(
             {
                 "task": task,
@@ -94,9 +93,9 @@ def init_decay(decay: pd.DataFrame, variants: pd.DataFrame | None = None) -> pd.
                 "horizon_censored": cens,
                 "censored_share": float(g["horizon_censored"].astype(bool).mean()),
                 "max_distance": float(g["max_distance"].astype(float).max()),
-                "bound_share": float((share[ok] * pairs[ok]).sum() / pairs[ok].sum())
-                if ok.any()
-                else math.nan,
+                "bound_share": pooled_share(
+                    g["bound_share"].astype(float), g["bound_pairs"].astype(float)
+                )[0],
             }
         )
     out = pd.DataFrame(rows)
@@ -180,8 +179,7 @@ def bound_tightness(
     )
     pairs = d["bound_pairs"].astype(float)
     if len(d) and pairs.notna().all() and pairs.sum() > 0:
-        out.share = float((d["bound_share"] * pairs).sum() / pairs.sum())
-        out.pairs = float(pairs.sum())
+        out.share, out.pairs = pooled_share(d["bound_share"].astype(float), pairs)
         out.lowest_share = float(d["bound_share"].min())
     elif p["bound_holds"].notna().any():
         held = p["bound_holds"].dropna().astype(float)
@@ -226,24 +224,17 @@ def decay_change(decay: pd.DataFrame) -> pd.DataFrame:
         *RUN_KEYS, "first_step", "last_step", "rate_first", "rate_last", "change",
         "horizon_first", "horizon_last", "longest",
     ]  # fmt: skip
-    rows = []
-    for key, g in d.groupby(RUN_KEYS, sort=True):
-        g = g.sort_values("probe_step")
-        if g["probe_step"].nunique() < 2:
-            continue
-        a, b = g.iloc[0], g.iloc[-1]
-        rows.append(
-            {
-                **dict(zip(RUN_KEYS, key, strict=True)),
-                "first_step": int(a["probe_step"]),
-                "last_step": int(b["probe_step"]),
-                "rate_first": float(a["decay_rate"]),
-                "rate_last": float(b["decay_rate"]),
-                "change": float(b["decay_rate"]) - float(a["decay_rate"]),
-                "horizon_first": float(a["horizon"]),
-                "horizon_last": float(b["horizon"]),
-            }
-        )
+    rows = [
+        {
+            **run,
+            "rate_first": float(a["decay_rate"]),
+            "rate_last": float(b["decay_rate"]),
+            "change": float(b["decay_rate"]) - float(a["decay_rate"]),
+            "horizon_first": float(a["horizon"]),
+            "horizon_last": float(b["horizon"]),
+        }
+        for run, a, b in first_and_last_probe(d)
+    ]
     if not rows:
         return pd.DataFrame(columns=cols)
     out = pd.DataFrame(rows)

@@ -18,6 +18,7 @@ import pandas as pd
 from rnngrad.aggregate import t_quantile
 from rnngrad.config import climb_criterion, train_steps
 from rnngrad.findings._common import bootstrap_spearman, ensure, spearman, wilson
+from rnngrad.verdicts import majority_of
 
 __all__ = [
     "Overview",
@@ -145,7 +146,7 @@ def success_by_length(success: pd.DataFrame) -> pd.DataFrame:
         return s.assign(outcome=pd.Series(dtype=object))
     s = s.copy()
     attempted = s["attempted"].astype(bool) & (s["seeds"].astype(float) > 0)
-    majority = s["solved"].astype(float) > s["seeds"].astype(float) / 2
+    majority = majority_of(s["solved"].astype(float), s["seeds"].astype(float))
     s["outcome"] = np.where(~attempted, "not attempted", np.where(majority, "solved", "failed"))
     for i in s.index[attempted & s["solved_rate_ci_low"].isna()]:
         lo, hi = wilson(float(s.at[i, "solved"]), float(s.at[i, "seeds"]))

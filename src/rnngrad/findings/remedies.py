@@ -15,6 +15,7 @@ from rnngrad.findings._common import (
     at_longest,
     ensure,
     find_variant,
+    first_and_last_probe,
     same_value,
     settings,
 )
@@ -108,21 +109,15 @@ def spectral_growth(spectra: pd.DataFrame) -> pd.DataFrame:
     if not len(s):
         return pd.DataFrame(columns=cols)
     per = s.groupby([*RUN_KEYS, "probe_step"], sort=True)["spectral_norm"].max().reset_index()
-    rows = []
-    for key, g in per.groupby(RUN_KEYS, sort=True):
-        if len(g) < 2:
-            continue
-        a, b = g.iloc[0], g.iloc[-1]
-        rows.append(
-            {
-                **dict(zip(RUN_KEYS, key, strict=True)),
-                "first_step": int(a["probe_step"]),
-                "last_step": int(b["probe_step"]),
-                "norm_first": float(a["spectral_norm"]),
-                "norm_last": float(b["spectral_norm"]),
-                "growth": float(b["spectral_norm"] / a["spectral_norm"]),
-            }
-        )
+    rows = [
+        {
+            **run,
+            "norm_first": float(a["spectral_norm"]),
+            "norm_last": float(b["spectral_norm"]),
+            "growth": float(b["spectral_norm"] / a["spectral_norm"]),
+        }
+        for run, a, b in first_and_last_probe(per)
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
