@@ -49,7 +49,7 @@ def changed_default():
 def _rebuild():
     for model in (settings.Train, settings.Probes, settings.Config):
         model.model_rebuild(force=True)
-    settings.json_schema.cache_clear()
+    cfgmod.json_schema.cache_clear()
 
 
 def _config_without(tmp_path, section, key) -> Path:
@@ -71,7 +71,7 @@ def test_a_probe_default_changed_in_the_model_reaches_the_cli_and_the_dag(
     path = _config_without(tmp_path, "probes", "jac_examples")
     # the workflow: common.smk checks the config, probe.smk passes probe_settings(CFG)
     assert cfgmod.probe_settings(cfgmod.load_config(path)).jac_examples == 7
-    assert settings.json_schema()["$defs"]["Probes"]["properties"]["jac_examples"]["default"] == 7
+    assert cfgmod.json_schema()["$defs"]["Probes"]["properties"]["jac_examples"]["default"] == 7
     # the CLI
     seen = {}
     monkeypatch.setattr(rnngrad.probes, "init_probe", lambda *a, **kw: seen.update(kw))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import jsonschema
 import pydantic
 import yaml
+from pydantic.json_schema import GenerateJsonSchema
 
 from rnngrad.settings import (
     Config,
@@ -28,7 +30,6 @@ from rnngrad.settings import (
     bad_name,
     explain,
     inherit_hidden_size,
-    json_schema,
 )
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "read_yaml",
     "typed",
     "schema_text",
+    "json_schema",
 ]
 
 SCHEMA_PATH = Path(str(files("rnngrad") / "schemas" / "config.schema.yaml"))
@@ -183,6 +185,47 @@ def typed(cfg: dict | Config, source: str = "config") -> Config:
         return Config.model_validate(cfg)
     except pydantic.ValidationError as err:
         raise ConfigError(f"{source}: {explain(err)}") from None
+
+
+class _Generator(GenerateJsonSchema):
+    """pydantic's JSON schema, in the words the config's error messages use."""
+
+    def nullable_schema(self, schema):
+        # null first: "null or a number > 0"
+        out = super().nullable_schema(schema)
+        out.get("anyOf", []).sort(key=lambda s: s.get("type") != "null")
+        return out
+
+    def dict_schema(self, schema):
+        # names with a pattern: say so, and allow no others
+        out = super().dict_schema(schema)
+        if "patternProperties" in out:
+            ((pattern, value),) = out.pop("patternProperties").items()
+            out.update(propertyNames={"pattern": pattern}, additionalProperties=value)
+        return out
+
+
+def _plain(node: Any) -> Any:
+    """Without pydantic's titles and its `default: null` (absent means none)."""
+    if isinstance(node, dict):
+        return {
+            k: _plain(v)
+            for k, v in node.items()
+            if k != "title" and not (k == "default" and v is None)
+        }
+    return [_plain(v) for v in node] if isinstance(node, list) else node
+
+
+@cache
+def json_schema() -> dict:
+    """The config's JSON schema (draft 2020-12), generated from `Config`."""
+    schema = _plain(Config.model_json_schema(schema_generator=_Generator))
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": Config.model_config["title"],
+        **schema,
+        "description": " ".join(Config.__doc__.split()),
+    }
 
 
 def schema_text() -> str:

@@ -2,43 +2,25 @@
 
 `Config` (with `Train`, `Probes` and `VariantSpec`) is the experiment config as pydantic
 models; `RunSpec` is one training run, its settings taking their defaults and bounds from
-`Train`. The JSON schema in schemas/config.schema.yaml is generated from `Config`
-(`rnngrad schema`), and a test keeps the committed file current. rnngrad.config reads
-files into these models and names the key of any error. No torch here: parsing the
-Snakefile imports this module.
+`Train`. rnngrad.config reads files into these models, generates the JSON schema from
+`Config` (`rnngrad schema`) and names the key of any error. No torch: the Snakefile
+imports this module.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from functools import cache, wraps
+from functools import wraps
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_validator,
-)
+import pydantic
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.dataclasses import dataclass
-from pydantic.json_schema import GenerateJsonSchema
 
 from rnngrad.specs import CELLS, CONSTRAINTS, FUSED_CELLS, INITS, LRU_DEFAULTS, TASKS
 
-__all__ = [
-    "Config",
-    "Train",
-    "Probes",
-    "VariantSpec",
-    "RunSpec",
-    "default",
-    "explain",
-    "inherit_hidden_size",
-    "json_schema",
-]
+__all__ = ["Config", "Train", "Probes", "VariantSpec", "RunSpec", "default", "explain"]
 
 NAME_PATTERN = "^[a-z][a-z0-9_]*$"
 
@@ -104,7 +86,7 @@ _BOUNDS = {"greater_than_equal": ("ge", ">="), "greater_than": ("gt", ">"),
            "less_than_equal": ("le", "<="), "less_than": ("lt", "<")}  # fmt: skip
 
 
-def explain(err: ValidationError, noun: str = "") -> str:
+def explain(err: pydantic.ValidationError, noun: str = "") -> str:
     """pydantic's errors in one line, each naming its key."""
     texts = []
     for e in err.errors()[:5]:
@@ -147,7 +129,7 @@ def _plain_errors(noun: str):
                 raise TypeError(f"{cls.__name__} takes at most {len(names)} arguments")
             try:
                 init(self, **dict(zip(names, args, strict=False)), **kwargs)
-            except ValidationError as err:
+            except pydantic.ValidationError as err:
                 raise ValueError(explain(err, noun)) from None
 
         cls.__init__ = __init__
@@ -457,44 +439,3 @@ class RunSpec:
     @classmethod
     def from_dict(cls, d: dict) -> RunSpec:
         return cls(**d)
-
-
-class _Generator(GenerateJsonSchema):
-    """pydantic's JSON schema, in the words the config's error messages use."""
-
-    def nullable_schema(self, schema):
-        # null first: "null or a number > 0"
-        out = super().nullable_schema(schema)
-        out.get("anyOf", []).sort(key=lambda s: s.get("type") != "null")
-        return out
-
-    def dict_schema(self, schema):
-        # names with a pattern: say so, and allow no others
-        out = super().dict_schema(schema)
-        if "patternProperties" in out:
-            ((pattern, value),) = out.pop("patternProperties").items()
-            out.update(propertyNames={"pattern": pattern}, additionalProperties=value)
-        return out
-
-
-def _plain(node: Any) -> Any:
-    """Without pydantic's titles and its `default: null` (absent means none)."""
-    if isinstance(node, dict):
-        return {
-            k: _plain(v)
-            for k, v in node.items()
-            if k != "title" and not (k == "default" and v is None)
-        }
-    return [_plain(v) for v in node] if isinstance(node, list) else node
-
-
-@cache
-def json_schema() -> dict:
-    """The config's JSON schema (draft 2020-12), generated from `Config`."""
-    schema = _plain(Config.model_json_schema(schema_generator=_Generator))
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": Config.model_config["title"],
-        **schema,
-        "description": " ".join(Config.__doc__.split()),
-    }
