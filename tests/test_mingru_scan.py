@@ -139,7 +139,7 @@ def test_native_scan_names_why_it_cannot_run():
 @pytest.mark.parametrize("has_kernel", [True, False], ids=["compiler", "none"])
 def test_a_run_records_the_scan_it_trained_with(tmp_path, monkeypatch, has_kernel):
     # the two minGRU scans round differently, so a run says which one trained it
-    from rnngrad.specs import RunSpec
+    from rnngrad.settings import RunSpec
     from rnngrad.train import train_run
 
     if has_kernel:

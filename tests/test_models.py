@@ -148,7 +148,7 @@ def test_seed_fixes_the_initial_weights(cell):
         ({"constraint": "unitary"}, r"unknown constraint 'unitary'"),
         ({"cell": "lstm", "constraint": "orthogonal"}, "constraint 'orthogonal'.*'lstm'"),
         ({"clip_norm": 0.0}, "clip_norm must be > 0"),
-        ({"hidden_size": 0}, "hidden_size must be a positive integer"),
+        ({"hidden_size": 0}, "hidden_size must be >= 1"),
         ({"cell": "lru", "init": "orthogonal"}, "init 'orthogonal'.*diagonal recurrence"),
         ({"cell": "gru", "r_max": 0.9}, "r_max sets the LRU's ring.*needs cell 'lru'"),
         ({"cell": "lru", "r_min": 0.99, "r_max": 0.9}, "r_min must be < r_max"),

@@ -177,7 +177,7 @@ def test_a_kernel_that_fails_to_compile_or_gives_wrong_values_is_not_used(monkey
 @pytest.mark.parametrize("has_kernel", [True, False], ids=["numba", "none"])
 def test_the_run_summary_says_why_and_what_compiled_it(tmp_path, monkeypatch, has_kernel):
     from rnngrad.models import VariantSpec
-    from rnngrad.specs import RunSpec
+    from rnngrad.settings import RunSpec
     from rnngrad.train import train_run
 
     if has_kernel:

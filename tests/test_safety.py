@@ -199,9 +199,10 @@ def test_variant_names_are_safe_path_parts():
     from rnngrad.config import SCHEMA_PATH, ConfigError, check_config
 
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    assert schema["$defs"]["name"]["pattern"] == NAME_PATTERN
-    assert schema["properties"]["variants"]["propertyNames"] == {"$ref": "#/$defs/name"}
-    assert schema["$defs"]["variant_list"]["items"] == {"$ref": "#/$defs/name"}
+    assert schema["properties"]["variants"]["propertyNames"] == {"pattern": NAME_PATTERN}
+    for section in ("Train", "Probes"):
+        variants = schema["$defs"][section]["properties"]["variants"]
+        assert variants["items"] == {"type": "string", "pattern": NAME_PATTERN}
     assert (ROOT / "workflow" / "schemas" / "config.schema.yaml").resolve() == SCHEMA_PATH.resolve()
     base = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
     for bad in [
@@ -233,7 +234,9 @@ def test_variant_names_are_safe_path_parts():
     # tasks are a closed list in both places
     from rnngrad.tasks import TASKS
 
-    assert set(schema["$defs"]["tasks"]["properties"]) == set(TASKS)
+    for section in ("Train", "Probes"):
+        tasks = schema["$defs"][section]["properties"]["tasks"]
+        assert set(tasks["propertyNames"]["enum"]) == set(TASKS)
 
 
 # --- every output goes through a temporary name -------------------------------------------

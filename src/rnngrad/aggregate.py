@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from rnngrad.columns import CURVE_COLUMNS, HORIZON_COLUMNS, PROFILE_COLUMNS, SPECTRA_COLUMNS
-from rnngrad.config import climb_criterion
+from rnngrad.config import climb_criterion, variant_specs
 from rnngrad.io import atomic_path
 from rnngrad.measures import HORIZON_RATIO, bound_summary, decay_rate, horizon
 from rnngrad.sweep import critical_table
@@ -756,17 +756,9 @@ def variants_table(config: Mapping | None = None, runs: pd.DataFrame | None = No
     if config and config.get("variants"):
         train = config.get("train") or {}
         trained = set(train.get("variants") or config["variants"])
-        for name, v in config["variants"].items():
-            rows[name] = {
-                "variant": name,
-                "cell": v.get("cell"),
-                "init": v.get("init", "default"),
-                "constraint": v.get("constraint", "none"),
-                "clip_norm": v.get("clip_norm"),
-                "hidden_size": v.get("hidden_size", config.get("hidden_size", 64)),
-                "lr": v.get("lr") or train.get("lr"),
-                "trained": name in trained,
-            }
+        for name, v in variant_specs(config).items():
+            rows[name] = {"variant": name, **{f: getattr(v, f) for f in VARIANT_FIELDS}}
+            rows[name].update(lr=v.lr or train.get("lr"), trained=name in trained)
     elif runs is not None and len(runs):
         for name, g in runs.groupby("variant", sort=True):
             rows[name] = {"variant": name, **{f: _first(g[f]) for f in VARIANT_FIELDS}}

@@ -21,6 +21,7 @@ examples:
   rnngrad variants                         list the variants of config/config.yaml
   rnngrad check-config config/smoke.yaml   validate a config without running anything
   rnngrad plan config/config.yaml          estimate the grid's CPU-hours before running it
+  rnngrad schema                           regenerate the config's JSON schema from the model
   rnngrad train --task adding --length 50 --variant lstm --seed 0 --out /tmp/run
   rnngrad train --task copy --length 20 --variant gru --seed 1 --steps 200 --out /tmp/r
   rnngrad probe --task adding --length 500 --variant rnn --seeds 10 --out /tmp/p.parquet
@@ -111,6 +112,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", type=Path, metavar="FILE")
 
     p = sub.add_parser(
+        "schema", help="write the config's JSON schema, generated from rnngrad.settings.Config"
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=cfgmod.SCHEMA_PATH,
+        metavar="FILE",
+        help="where to write it (default: the package's schemas/config.schema.yaml)",
+    )
+
+    p = sub.add_parser(
         "plan", help="estimate a config's training runs, CPU-hours and wall time before a run"
     )
     p.add_argument("config", type=Path, metavar="FILE")
@@ -163,18 +175,18 @@ def _cmd_probe(args, cfg: dict) -> int:
     from rnngrad.probes import init_probe
     from rnngrad.train import resolve_device
 
-    specs = cfgmod.variant_specs(cfg)
-    if args.variant not in specs:
+    c = cfgmod.typed(cfg)
+    if args.variant not in c.variants:
         raise cfgmod.ConfigError(
-            f"unknown variant {args.variant!r}; defined variants are {sorted(specs)}"
+            f"unknown variant {args.variant!r}; defined variants are {sorted(c.variants)}"
         )
     torch.set_num_threads(args.threads)
-    settings = cfgmod.probe_settings(cfg)
+    settings = cfgmod.probe_settings(c)
     seeds = args.seeds if args.seeds is not None else settings.seeds
     batch = args.batch_size if args.batch_size is not None else settings.batch_size
-    device = resolve_device(args.device or cfg["device"])
+    device = resolve_device(args.device or c.device)
     # the probe computes in float64 whatever the model's dtype
-    df = init_probe(args.task, args.length, args.variant, specs[args.variant], seeds, batch,
+    df = init_probe(args.task, args.length, args.variant, c.variants[args.variant], seeds, batch,
                     device, jac_examples=settings.jac_examples)  # fmt: skip
     write_parquet(args.out, df)
     print(f"{args.task} T={args.length} {args.variant}: {seeds} seeds -> {args.out}")
@@ -263,6 +275,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check-config":
             cfgmod.load_config(args.config)
             print(f"{args.config}: ok")
+            return 0
+        if args.command == "schema":
+            from rnngrad.io import atomic_path
+
+            with atomic_path(args.out) as tmp:
+                tmp.write_text(cfgmod.schema_text())
+            print(f"wrote {args.out}")
             return 0
         cfg = cfgmod.load_config(args.config)
         if args.command == "plan":

@@ -30,7 +30,8 @@ from torch import nn
 from torch.nn.utils import parametrizations, parametrize
 
 from rnngrad.cells import CORES, scan_method
-from rnngrad.specs import CELLS, CONSTRAINTS, FUSED_CELLS, INITS, VariantSpec, get_task
+from rnngrad.settings import VariantSpec
+from rnngrad.specs import CELLS, CONSTRAINTS, FUSED_CELLS, INITS, get_task
 
 __all__ = [
     "VariantSpec",

@@ -67,6 +67,7 @@ from rnngrad import tasks
 from rnngrad.cells import JACOBIANS as _DIAGONAL_JACOBIANS
 from rnngrad.columns import PROFILE_COLUMNS
 from rnngrad.models import SequenceModel, VariantSpec, build_model
+from rnngrad.settings import Probes, default
 
 __all__ = [
     "PROFILE_COLUMNS",
@@ -78,7 +79,9 @@ __all__ = [
     "init_probe",
 ]
 
-JAC_EXAMPLES = 4  # at initialisation: the most within 3x the one-example probe's cost
+# at initialisation: the config's probes.jac_examples, by default the most within 3x the
+# one-example probe's cost
+JAC_EXAMPLES = default(Probes, "jac_examples")
 TRAIN_JAC_EXAMPLES = 2  # during training, where probes add to every run's time
 BOUND_SLACK = 1e-9  # bound_holds: measured ratio <= bound * (1 + BOUND_SLACK)
 # A quantile that depends on the empirical distribution only, so duplicating every

@@ -38,7 +38,7 @@ from rnngrad.columns import CURVE_COLUMNS, HORIZON_COLUMNS, RUN_FILES
 from rnngrad.io import atomic_path, discard_temporaries, write_json, write_parquet
 from rnngrad.models import build_model
 from rnngrad.probes import TRAIN_JAC_EXAMPLES, gradient_profile, weight_spectra
-from rnngrad.specs import RunSpec
+from rnngrad.settings import RunSpec
 
 __all__ = [
     "RunSpec",
