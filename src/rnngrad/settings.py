@@ -19,6 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from pydantic.dataclasses import dataclass
 
 from rnngrad.specs import CELLS, CONSTRAINTS, FUSED_CELLS, INITS, LRU_DEFAULTS, TASKS
+from rnngrad.verdicts import OFF_BASELINE
 
 __all__ = ["Config", "Train", "Probes", "VariantSpec", "RunSpec", "default", "explain"]
 
@@ -54,7 +55,8 @@ Criterion = Annotated[
     Literal["solved", "off_baseline"],
     Field(
         description="what passes a length: solved (the test metric passed the threshold) or "
-        "off_baseline (test loss at most half the input-blind baseline's, or solved)"
+        f"off_baseline (test loss at most {OFF_BASELINE:g} of the input-blind baseline's, "
+        "or solved)"
     ),
 ]
 Device = Literal["auto", "cpu", "cuda"]
