@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from rnngrad.columns import CURVE_COLUMNS, HORIZON_COLUMNS, PROFILE_COLUMNS, SPE
 from rnngrad.config import climb_criterion
 from rnngrad.io import atomic_path
 from rnngrad.measures import HORIZON_RATIO, bound_summary, decay_rate, horizon
+from rnngrad.stats import bootstrap_mean_ci, finite_values, wilson_interval
 from rnngrad.sweep import critical_table
 from rnngrad.verdicts import cell_verdict, meets, run_verdict
 
@@ -55,8 +55,6 @@ __all__ = [
     "write_table",
     "read_table",
     "finite_values",
-    "mean_ci",
-    "t_quantile",
     "wilson_interval",
     "bootstrap_mean_ci",
 ]
@@ -74,8 +72,6 @@ TABLES = (
     "critical",
 )
 RUN_KEYS = ["task", "length", "variant", "seed"]
-BOOTSTRAP_RESAMPLES = 10_000  # test_metric interval: bootstrap of the mean over seeds
-BOOTSTRAP_SEED = 0  # a fixed generator per interval: the tables are deterministic
 VARIANT_FIELDS = ["cell", "init", "constraint", "clip_norm", "hidden_size", "lr"]
 
 RUN_COLUMNS = [
@@ -120,133 +116,6 @@ BENCH_GLOBS = ("*/T*/*.tsv", "*/T*/*/seed*.tsv")  # under results/benchmarks/tra
 
 class InputError(ValueError):
     """An input file is truncated or malformed; the message names its path."""
-
-
-# ------------------------------------------------------------------------- statistics
-
-
-def _t_cdf(x: float, df: float) -> float:
-    # Student t CDF through the regularised incomplete beta function.
-    if x == 0:
-        return 0.5
-    ib = _betainc(df / 2.0, 0.5, df / (df + x * x))
-    return 1.0 - 0.5 * ib if x > 0 else 0.5 * ib
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    # Regularised incomplete beta I_x(a, b) by Lentz's continued fraction.
-    if x <= 0:
-        return 0.0
-    if x >= 1:
-        return 1.0
-    lbeta = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-    front = math.exp(lbeta + a * math.log(x) + b * math.log1p(-x))
-    if x > (a + 1) / (a + b + 2):
-        return 1.0 - _betainc(b, a, 1.0 - x)
-    tiny = 1e-300
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    f = d
-    for m in range(1, 300):
-        for num in (
-            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
-        ):
-            d = 1.0 + num * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + num / c
-            c = c if abs(c) > tiny else tiny
-            f *= c * d
-        if abs(c * d - 1.0) < 1e-14:
-            break
-    return front * f / a
-
-
-def t_quantile(p: float, df: float) -> float:
-    """Quantile of Student's t distribution (no SciPy): t_quantile(0.975, 4) ~ 2.776."""
-    if not 0 < p < 1 or not df > 0:
-        raise ValueError(f"need 0 < p < 1 and df > 0, got p={p}, df={df}")
-    if df == 1:
-        return math.tan(math.pi * (p - 0.5))
-    if df == 2:
-        return (2 * p - 1) / math.sqrt(2 * p * (1 - p))
-    lo, hi = -1e3, 1e3
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if _t_cdf(mid, df) < p else (lo, mid)
-        if hi - lo < 1e-12:
-            break
-    return 0.5 * (lo + hi)
-
-
-def finite_values(values: Iterable[float]) -> np.ndarray:
-    """The finite values, None, NaN and inf dropped."""
-    x = np.asarray([v for v in values if v is not None], dtype=float)
-    return x[np.isfinite(x)]
-
-
-def mean_ci(values: Iterable[float], level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and t-interval of the finite values; NaN bounds with fewer than two.
-
-    Example:
-        >>> m, lo, hi = mean_ci([1.0, 2.0, 3.0])
-        >>> m, round(hi - m, 3)
-        (2.0, 2.484)
-    """
-    x = finite_values(values)
-    if x.size == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(x.mean())
-    if x.size < 2:
-        return mean, math.nan, math.nan
-    half = t_quantile(0.5 + level / 2, x.size - 1) * float(x.std(ddof=1)) / math.sqrt(x.size)
-    return mean, mean - half, mean + half
-
-
-def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion; inside [0, 1], NaN for n = 0.
-
-    Example:
-        >>> lo, hi = wilson_interval(5, 5)
-        >>> round(lo, 3), hi
-        (0.566, 1.0)
-    """
-    if n <= 0:
-        return math.nan, math.nan
-    z = statistics.NormalDist().inv_cdf(0.5 + level / 2)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def bootstrap_mean_ci(
-    values: Iterable[float],
-    level: float = 0.95,
-    resamples: int = BOOTSTRAP_RESAMPLES,
-    seed: int = BOOTSTRAP_SEED,
-) -> tuple[float, float, float]:
-    """Mean and bootstrap percentile interval of the mean of the finite values.
-
-    The interval lies between the smallest and the largest value, so it never leaves a
-    metric's range (an MSE stays >= 0, an accuracy in [0, 1]); NaN bounds with fewer
-    than two values. A fixed generator (`seed`) makes it reproducible.
-
-    Example:
-        >>> m, lo, hi = bootstrap_mean_ci([0.001, 0.002, 0.3])
-        >>> lo >= 0.001 and hi <= 0.3
-        True
-    """
-    x = finite_values(values)
-    if x.size == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(x.mean())
-    if x.size < 2:
-        return mean, math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(resamples, x.size))].mean(axis=1)
-    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return mean, float(np.clip(lo, x.min(), x.max())), float(np.clip(hi, x.min(), x.max()))
 
 
 # ----------------------------------------------------------------------------- inputs

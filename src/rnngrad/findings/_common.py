@@ -1,4 +1,4 @@
-"""Helpers the findings share: column guards, variant look-up by settings, statistics."""
+"""Helpers the findings share: column guards, variant look-up by settings, spreads."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from rnngrad.aggregate import finite_values
+from rnngrad.stats import finite_values
 
 RUN_KEYS = ["task", "length", "variant", "seed"]
 # settings that make two variants the same model (clip_norm apart)
@@ -98,54 +98,6 @@ def find_variant(
         _clip=hit["clip_norm"].notna().astype(int),
     )
     return str(hit.sort_values(["_width", "_clip", "variant"])["variant"].iloc[0])
-
-
-def wilson(successes: float, n: float, z: float = 1.959963984540054) -> tuple[float, float]:
-    """Wilson score interval of a proportion (NaN for n = 0)."""
-    if not n:
-        return math.nan, math.nan
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def spearman(x: Iterable[float], y: Iterable[float]) -> float:
-    """Spearman's rank correlation (average ranks for ties, +inf ranks highest); NaN
-    with fewer than three pairs or a constant rank."""
-    x, y = np.asarray(list(x), dtype=float), np.asarray(list(y), dtype=float)
-    ok = ~(np.isnan(x) | np.isnan(y))
-    x, y = _ranks(x[ok]), _ranks(y[ok])
-    if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return math.nan
-    return float(np.corrcoef(x, y)[0, 1])
-
-
-def _ranks(a: np.ndarray) -> np.ndarray:
-    # average ranks (1-based) with ties sharing their mean rank; +inf ranks highest
-    _, inverse, counts = np.unique(a, return_inverse=True, return_counts=True)
-    return (np.cumsum(counts) - (counts - 1) / 2)[inverse]
-
-
-def bootstrap_spearman(
-    x: Iterable[float], y: Iterable[float], n_boot: int = 2000, seed: int = 0, level: float = 0.95
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of `spearman` over resampled pairs (a fixed
-    generator); NaN when fewer than half the resamples give a defined correlation."""
-    x, y = np.asarray(list(x), dtype=float), np.asarray(list(y), dtype=float)
-    if len(x) < 3:
-        return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    stats = []
-    for _ in range(n_boot):
-        i = rng.integers(0, len(x), len(x))
-        r = spearman(x[i], y[i])
-        if np.isfinite(r):
-            stats.append(r)
-    if len(stats) < n_boot / 2:
-        return math.nan, math.nan
-    tail = (1 - level) / 2
-    return float(np.quantile(stats, tail)), float(np.quantile(stats, 1 - tail))
 
 
 def censored_median(values: Iterable[float], censored: Iterable[bool]) -> tuple[float, bool]:

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from rnngrad.aggregate import t_quantile
 from rnngrad.config import climb_criterion, train_steps
-from rnngrad.findings._common import bootstrap_spearman, ensure, spearman, wilson
+from rnngrad.findings._common import ensure
+from rnngrad.stats import bootstrap_spearman, rho_needed, spearman, wilson_interval
 
 __all__ = [
     "Overview",
@@ -148,7 +148,7 @@ def success_by_length(success: pd.DataFrame) -> pd.DataFrame:
     majority = s["solved"].astype(float) > s["seeds"].astype(float) / 2
     s["outcome"] = np.where(~attempted, "not attempted", np.where(majority, "solved", "failed"))
     for i in s.index[attempted & s["solved_rate_ci_low"].isna()]:
-        lo, hi = wilson(float(s.at[i, "solved"]), float(s.at[i, "seeds"]))
+        lo, hi = wilson_interval(int(s.at[i, "solved"]), int(s.at[i, "seeds"]))
         s.loc[i, ["solved_rate_ci_low", "solved_rate_ci_high"]] = [lo, hi]
         s.at[i, "solved_rate"] = float(s.at[i, "solved"]) / float(s.at[i, "seeds"])
     s.loc[
@@ -272,20 +272,6 @@ def horizon_predicts_critical(
             }
         )
     return pd.DataFrame(rows, columns=cols)
-
-
-def rho_needed(n: int, level: float = 0.95) -> float:
-    """The smallest |rho| that a two-sided test at 1 - level tells from zero with n pairs,
-    by the t-approximation t = rho sqrt((n - 2) / (1 - rho^2)); NaN below 3 pairs.
-
-    Example:
-        >>> round(rho_needed(10), 3), round(rho_needed(30), 3)
-        (0.632, 0.361)
-    """
-    if n < 3:
-        return math.nan
-    t = t_quantile(0.5 + level / 2, n - 2)
-    return float(t / math.sqrt(n - 2 + t * t))
 
 
 @dataclass
