@@ -24,6 +24,7 @@ from rnngrad.aggregate import (
     variants_table,
     write_table,
 )
+from rnngrad.columns import TABLE_COLUMNS, check_table
 from rnngrad.stats import wilson_interval
 from tests.conftest import EARLY_UNSOLVED, JAC_EXAMPLES
 
@@ -41,8 +42,29 @@ def _summaries(root):
     return [json.loads(p.read_text()) for p in sorted(root.glob("runs/*/T*/*/seed*/summary.json"))]
 
 
-def test_build_tables_makes_every_table(tables):
-    assert tuple(tables) == TABLES
+def test_build_tables_makes_every_table_as_declared(tables):
+    assert tuple(tables) == TABLES == tuple(TABLE_COLUMNS)
+    for name, df in [*tables.items(), *build_tables([], [], []).items()]:
+        check_table(name, df)  # raises on a column or dtype off its declaration
+
+
+def test_write_table_refuses_a_table_off_its_declaration(tmp_path, tables):
+    success = tables["success"]
+    bad = {
+        "a column missing": success.drop(columns="verdict"),
+        "columns out of order": success[[*success.columns[1:], success.columns[0]]],
+        "a column too many": success.assign(extra=1),
+        "a count as text": success.assign(seeds=success["seeds"].astype(str)),
+        "a flag as a number": success.assign(attempted=1.0),
+    }
+    for why, df in bad.items():
+        with pytest.raises(ValueError, match="table success"):
+            write_table(df, tmp_path / "success")
+        assert not list(tmp_path.iterdir()), why
+    with pytest.raises(ValueError, match="unknown table"):
+        write_table(success, tmp_path / "successes")
+    runs = tables["runs"].assign(later_field=1)  # the runs keep a summary's other fields
+    write_table(runs, tmp_path / "runs")
 
 
 def test_runs_table_has_one_row_per_run_and_keeps_the_diverged_run(tables, results_tree):
@@ -291,12 +313,14 @@ def test_truncated_probe_file_error_names_the_path(results_tree, tmp_path):
 def test_bad_benchmark_path_or_file_is_named(results_tree, tmp_path):
     root, _ = results_tree
     runs = agg.runs_table(discover(root).run_dirs)
-    bad = tmp_path / "whatever.tsv"
-    bad.write_text("s\n1\n")
-    with pytest.raises(InputError, match=str(bad)):
-        agg.cost_table(runs, [bad])
+    per_job = tmp_path / "adding" / "T10" / "rnn.tsv"  # a format the workflow no longer writes
+    per_job.parent.mkdir(parents=True)
+    for bad in (tmp_path / "whatever.tsv", per_job):
+        bad.write_text("s\tcpu_time\tmax_rss\n1\t1\t1\n")
+        with pytest.raises(InputError, match=str(bad)):
+            agg.cost_table(runs, [bad])
     empty = tmp_path / "adding" / "T10" / "rnn" / "seed0.tsv"
-    empty.parent.mkdir(parents=True)
+    empty.parent.mkdir()
     empty.write_text("")
     with pytest.raises(InputError, match=str(empty)):
         agg.cost_table(runs, [empty])

@@ -35,6 +35,7 @@ from rnngrad.aggregate.runs import (
     train_profiles_table,
     trained_profiles_table,
 )
+from rnngrad.columns import TABLE_COLUMNS, check_table
 from rnngrad.config import climb_criterion
 from rnngrad.io import atomic_path
 from rnngrad.measures import HORIZON_RATIO
@@ -67,18 +68,7 @@ __all__ = [
     "bootstrap_mean_ci",
 ]
 
-TABLES = (
-    "runs",
-    "success",
-    "curves",
-    "init_profiles",
-    "train_profiles",
-    "decay",
-    "spectra",
-    "cost",
-    "variants",
-    "critical",
-)
+TABLES = tuple(TABLE_COLUMNS)  # declared in rnngrad.columns, with their columns
 
 
 def build_tables(
@@ -114,8 +104,13 @@ def build_tables(
 
 
 def write_table(df: pd.DataFrame, path_without_ext: str | Path) -> tuple[Path, Path]:
-    """Write `df` as `{path}.parquet` and a `{path}.csv` twin, each atomically."""
+    """Write table `df` as `{path}.parquet` and a `{path}.csv` twin, each atomically.
+
+    The file's name is the table's: its columns and dtypes must be those declared in
+    rnngrad.columns (ValueError otherwise, and nothing is written).
+    """
     stem = Path(path_without_ext)
+    check_table(stem.name, df)
     parquet, csv = stem.with_name(stem.name + ".parquet"), stem.with_name(stem.name + ".csv")
     with atomic_path(parquet) as tmp:
         df.to_parquet(tmp, index=False)

@@ -15,38 +15,12 @@ import numpy as np
 import pandas as pd
 
 from rnngrad.aggregate.runs import RUN_KEYS, VARIANT_FIELDS, _first, _typed_keys
+from rnngrad.columns import DECAY, SUCCESS, VARIANTS, empty_table
 from rnngrad.measures import bound_summary, decay_rate, horizon
 from rnngrad.stats import bootstrap_mean_ci, wilson_interval
 from rnngrad.verdicts import cell_verdict, meets, run_verdict
 
-SUCCESS_COLUMNS = [
-    "task",
-    "length",
-    "variant",
-    *VARIANT_FIELDS[:-1],
-    "metric_name",
-    "attempted",
-    "seeds",
-    "solved",
-    "unsolved",
-    "diverged",
-    "stopped_early",
-    "off_baseline",
-    "verdict",
-    "solved_rate",
-    "solved_rate_ci_low",
-    "solved_rate_ci_high",
-    "n_metric",
-    "test_metric_mean",
-    "test_metric_ci_low",
-    "test_metric_ci_high",
-    "test_loss_ratio_mean",
-    "test_loss_ratio_median",
-    "steps_to_solve_median",
-    "steps_done_median",
-]
-
-
+SUCCESS_COLUMNS = list(SUCCESS)
 _COUNTS = ("seeds", "solved", "unsolved", "diverged", "stopped_early", "off_baseline", "n_metric")
 _RATES = [c for c in SUCCESS_COLUMNS[SUCCESS_COLUMNS.index("solved_rate") :] if c not in _COUNTS]
 
@@ -73,7 +47,7 @@ def success_table(
     if config is not None:
         rows += _not_attempted(config, {(r["task"], r["length"], r["variant"]) for r in rows})
     if not rows:
-        return pd.DataFrame({c: pd.Series(dtype=float) for c in SUCCESS_COLUMNS})
+        return empty_table("success")
     df = pd.DataFrame(rows)[SUCCESS_COLUMNS]
     df["clip_norm"] = pd.to_numeric(df["clip_norm"], errors="coerce").astype(float)
     df["hidden_size"] = pd.to_numeric(df["hidden_size"], errors="coerce").astype("Int64")
@@ -195,22 +169,9 @@ def decay_table(
                     **bound_summary(g),
                 }
             )
-    cols = [
-        "phase",
-        *RUN_KEYS,
-        "probe_step",
-        "probe_length",
-        "decay_rate",
-        "horizon",
-        "horizon_censored",
-        "max_distance",
-        "grad_h_start",
-        "n_points",
-        "bound_share",
-        "bound_pairs",
-    ]
+    cols = list(DECAY)
     if not rows:
-        return pd.DataFrame({c: pd.Series(dtype=float) for c in cols})
+        return empty_table("decay")
     out = pd.DataFrame(rows)
     if "probe_step" not in out.columns:
         out["probe_step"] = None
@@ -246,10 +207,9 @@ def variants_table(config: Mapping | None = None, runs: pd.DataFrame | None = No
         for name, g in runs.groupby("variant", sort=True):
             rows[name] = {"variant": name, **{f: _first(g[f]) for f in VARIANT_FIELDS}}
             rows[name]["trained"] = True
-    cols = ["variant", *VARIANT_FIELDS, "trained"]
     if not rows:
-        return pd.DataFrame({c: pd.Series(dtype=float) for c in cols})
-    df = pd.DataFrame([rows[k] for k in sorted(rows)])[cols]
+        return empty_table("variants")
+    df = pd.DataFrame([rows[k] for k in sorted(rows)])[list(VARIANTS)]
     df["clip_norm"] = pd.to_numeric(df["clip_norm"], errors="coerce").astype(float)
     df["lr"] = pd.to_numeric(df["lr"], errors="coerce").astype(float)
     df["hidden_size"] = pd.to_numeric(df["hidden_size"], errors="coerce").astype("Int64")

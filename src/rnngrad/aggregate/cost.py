@@ -11,12 +11,11 @@ from pathlib import Path
 import pandas as pd
 
 from rnngrad.aggregate.runs import RUN_KEYS, InputError, _require, _typed_keys
+from rnngrad.columns import COST, empty_table
 
 BENCH_COLUMNS = {"s": "bench_seconds", "cpu_time": "cpu_seconds", "max_rss": "max_rss_mb"}
-# Train jobs' benchmark files: one per job of all seeds of a task, length and variant
-# (benchmarks/train/{task}/T{length}/{variant}.tsv, with the job's own CPU count beside
-# it in {variant}.usage.json), or one per run (.../{variant}/seed{seed}.tsv, older grids).
-_BENCH_JOB = re.compile(r"(?P<task>[^/]+)/T(?P<length>\d+)/(?P<variant>[^/]+)\.tsv$")
+# A train job's benchmark file, one per run (the workflow's TRAIN_BENCHMARK), with the
+# job's own CPU count beside it in seed{seed}.usage.json
 _BENCH_RUN = re.compile(
     r"(?P<task>[^/]+)/T(?P<length>\d+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)\.tsv$"
 )
@@ -32,11 +31,10 @@ def _read_benchmark(path: Path) -> dict:
     larger of the two lower bounds.
     """
     posix = Path(path).as_posix()
-    m = _BENCH_RUN.search(posix) or _BENCH_JOB.search(posix)
+    m = _BENCH_RUN.search(posix)
     if m is None:
         raise InputError(
-            f"{path}: benchmark path must end in {{task}}/T{{length}}/{{variant}}.tsv "
-            "(a train job) or {task}/T{length}/{variant}/seed{seed}.tsv (one run)"
+            f"{path}: benchmark path must end in {{task}}/T{{length}}/{{variant}}/seed{{seed}}.tsv"
         )
     try:
         df = pd.read_csv(_require(Path(path)), sep="\t")
@@ -47,7 +45,7 @@ def _read_benchmark(path: Path) -> dict:
     missing = [c for c in BENCH_COLUMNS if c not in df.columns]
     if missing or not len(df):
         raise InputError(f"{path} lacks column(s) {missing} or rows")
-    row = {k: v for k, v in m.groupdict().items() if v is not None}
+    row = m.groupdict()
     for src, dst in BENCH_COLUMNS.items():
         row[dst] = float(pd.to_numeric(df[src], errors="coerce").mean())
     row["bench_cpu_seconds"] = row["cpu_seconds"]
@@ -65,35 +63,19 @@ JOB_KEYS = ["task", "length", "variant"]
 
 
 def cost_table(runs: pd.DataFrame, benchmark_files: Iterable[str | Path] = ()) -> pd.DataFrame:
-    """Speed and memory per task, cell, variant and length (one train job of all its seeds).
+    """Speed and memory per task, cell, variant and length (one train job per run).
 
     From the summaries: runs, steps per second and wall seconds (means over seeds);
     from Snakemake's benchmark files, when given: per train job, its wall and CPU
     seconds (CPU from the job's own count where it wrote one, see `_read_benchmark`) and
-    peak resident memory (MB), means over the cell's jobs (`jobs`: one when a job trains
-    every seed, one per run in older grids); cpu_seconds_per_run: all its jobs' CPU
-    seconds over its runs.
+    peak resident memory (MB), means over the cell's jobs (`jobs`: the runs with a
+    benchmark file); cpu_seconds_per_run: all its jobs' CPU seconds over its runs.
     """
     bench = pd.DataFrame([_read_benchmark(Path(p)) for p in benchmark_files])
     bench_cols = [*BENCH_COLUMNS.values(), "bench_cpu_seconds"]
-    cols = [
-        "task",
-        "cell",
-        "variant",
-        "length",
-        "device",
-        "threads",
-        "runs",
-        "steps_per_second",
-        "seconds_per_step",
-        "wall_seconds",
-        "steps_done",
-        "jobs",
-        *bench_cols,
-        "cpu_seconds_per_run",
-    ]
+    cols = list(COST)
     if not len(runs):
-        return pd.DataFrame({c: pd.Series(dtype=float) for c in cols})
+        return empty_table("cost")
     df = runs[
         [*RUN_KEYS, "cell", "device", "threads", "steps_per_second", "wall_seconds", "steps_done"]
     ].copy()
@@ -113,11 +95,8 @@ def cost_table(runs: pd.DataFrame, benchmark_files: Iterable[str | Path] = ()) -
         .reset_index()
     )
     if len(bench):
-        if "seed" in bench.columns:  # per-run files: only those of runs in the table
-            per_run = _typed_keys(bench[bench["seed"].notna()].copy())
-            keep = per_run.merge(df[RUN_KEYS], on=RUN_KEYS, how="inner").drop(columns="seed")
-            bench = pd.concat([bench[bench["seed"].isna()].drop(columns="seed"), keep])
-        bench = _typed_keys(bench.reset_index(drop=True))
+        # only the benchmarks of runs in the table
+        bench = _typed_keys(bench).merge(df[RUN_KEYS], on=RUN_KEYS, how="inner")
         jobs = (
             bench.groupby(JOB_KEYS, sort=True)
             .agg(

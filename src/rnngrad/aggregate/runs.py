@@ -12,41 +12,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from rnngrad.columns import CURVE_COLUMNS, HORIZON_COLUMNS, PROFILE_COLUMNS, SPECTRA_COLUMNS
+from rnngrad.columns import (
+    CURVE_COLUMNS,
+    HORIZON_COLUMNS,
+    PROFILE_COLUMNS,
+    RUN_KEYS,
+    RUNS,
+    SPECTRA_COLUMNS,
+    VARIANT,
+    empty_table,
+)
 
-RUN_KEYS = ["task", "length", "variant", "seed"]
-VARIANT_FIELDS = ["cell", "init", "constraint", "clip_norm", "hidden_size", "lr"]
-
-RUN_COLUMNS = [
-    *RUN_KEYS,
-    *VARIANT_FIELDS,
-    "status",
-    "metric_name",
-    "solve_threshold",
-    "test_size",
-    "test_metric",
-    "test_loss",
-    "test_loss_ratio",
-    "stopped_early",
-    "final_metric",
-    "best_metric",
-    "final_k",
-    "final_loss",
-    "baseline_loss",
-    "loss_ratio",
-    "steps_to_solve",
-    "diverged_at",
-    "steps_done",
-    "wall_seconds",
-    "steps_per_second",
-    "device",
-    "scan_reason",  # why a minGRU run on a CPU had no compiled kernel ("" when it had it)
-    "threads",
-    "torch_version",
-    "git_commit",
-    "config_hash",
-]
-BENCH_GLOBS = ("*/T*/*.tsv", "*/T*/*/seed*.tsv")  # under results/benchmarks/train
+RUN_COLUMNS = list(RUNS)
+VARIANT_FIELDS = list(VARIANT)
+BENCH_GLOBS = ("*/T*/*/seed*.tsv",)  # under results/benchmarks/train: one per run
 
 
 class InputError(ValueError):
@@ -136,7 +115,7 @@ def _typed_keys(df: pd.DataFrame) -> pd.DataFrame:
 def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
     frames = [f for f in frames if len(f)]
     if not frames:
-        return pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
+        return _typed_keys(pd.DataFrame({c: pd.Series(dtype=float) for c in columns}))
     out = pd.concat(frames, ignore_index=True)
     return _typed_keys(out[[*columns, *(c for c in out.columns if c not in columns)]])
 
@@ -150,39 +129,17 @@ def runs_table(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
         row["spec_json"] = json.dumps(s.get("spec"), sort_keys=True)
         rows.append(row)
     if not rows:
-        return pd.DataFrame({c: pd.Series(dtype=float) for c in [*RUN_COLUMNS, "spec_json"]})
+        return empty_table("runs").assign(spec_json=pd.Series(dtype=object))
     df = pd.DataFrame(rows)
     for c in RUN_COLUMNS:
         if c not in df.columns:
             df[c] = None
     df = df[[*RUN_COLUMNS, *(c for c in df.columns if c not in RUN_COLUMNS)]]
-    for c in (
-        "clip_norm",
-        "lr",
-        "test_metric",
-        "test_loss",
-        "test_loss_ratio",
-        "final_metric",
-        "best_metric",
-        "final_loss",
-        "baseline_loss",
-        "loss_ratio",
-        "wall_seconds",
-        "steps_per_second",
-        "solve_threshold",
-    ):
-        df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
-    for c in (
-        "steps_to_solve",
-        "diverged_at",
-        "steps_done",
-        "hidden_size",
-        "threads",
-        "final_k",
-        "test_size",
-    ):
-        df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")
-    df["stopped_early"] = df["stopped_early"].astype("boolean")
+    for c, dtype in RUNS.items():
+        if dtype in ("float64", "Int64"):
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype(dtype)
+        elif dtype == "boolean":
+            df[c] = df[c].astype(dtype)
     df = _typed_keys(df)
     return df.sort_values(RUN_KEYS, ignore_index=True)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,21 +14,6 @@ from rnngrad.stats import finite_values
 RUN_KEYS = ["task", "length", "variant", "seed"]
 # settings that make two variants the same model (clip_norm apart)
 VARIANT_KEYS = ["cell", "init", "constraint", "hidden_size", "lr", "r_min", "r_max", "max_phase"]
-
-
-def ensure(df: pd.DataFrame | None, columns: Mapping[str, object]) -> pd.DataFrame:
-    """`df` (an empty frame for None) with every column of `columns`, missing ones filled
-    with their default: the tables may come from an older aggregate."""
-    df = pd.DataFrame() if df is None else df
-    missing = {c: v for c, v in columns.items() if c not in df.columns}
-    if missing:
-        df = df.assign(
-            **{
-                c: pd.Series([v] * len(df), index=df.index, dtype=object if v is None else None)
-                for c, v in missing.items()
-            }
-        )
-    return df
 
 
 def longest(df: pd.DataFrame) -> dict[str, int]:
@@ -51,9 +36,8 @@ def settings(frame: pd.DataFrame) -> pd.DataFrame:
     if not len(frame) or "variant" not in frame.columns:
         return pd.DataFrame(columns=["variant", *VARIANT_KEYS, "clip_norm"])
     out = frame[cols].drop_duplicates("variant").sort_values("variant", ignore_index=True)
-    out = ensure(out, {c: None for c in VARIANT_KEYS})
-    out = ensure(out, {"init": "default", "constraint": "none", "clip_norm": math.nan})
-    return out
+    # the LRU's ring settings are in neither the runs nor the variants table
+    return out.reindex(columns=["variant", *VARIANT_KEYS, "clip_norm"])
 
 
 def same_value(a, b) -> bool:

@@ -16,8 +16,7 @@ import numpy as np
 import pandas as pd
 
 from rnngrad.config import climb_criterion, train_steps
-from rnngrad.findings._common import ensure
-from rnngrad.stats import bootstrap_spearman, rho_needed, spearman, wilson_interval
+from rnngrad.stats import bootstrap_spearman, rho_needed, spearman
 
 __all__ = [
     "Overview",
@@ -29,54 +28,6 @@ __all__ = [
     "Budget",
     "budget",
 ]
-
-SUCCESS_COLUMNS = {
-    "attempted": True,
-    "seeds": 0,
-    "solved": 0,
-    "unsolved": 0,
-    "diverged": 0,
-    "stopped_early": 0,
-    "solved_rate": math.nan,
-    "solved_rate_ci_low": math.nan,
-    "solved_rate_ci_high": math.nan,
-    "metric_name": None,
-    "test_metric_mean": math.nan,
-    "test_metric_ci_low": math.nan,
-    "test_metric_ci_high": math.nan,
-    "test_loss_ratio_mean": math.nan,
-    "test_loss_ratio_median": math.nan,
-    "steps_to_solve_median": math.nan,
-    "cell": None,
-}
-RUN_COLUMNS = {
-    "status": None,
-    "stopped_early": False,
-    "test_metric": math.nan,
-    "diverged_at": math.nan,
-}
-CRITICAL_COLUMNS = {
-    "cell": None,
-    "lengths": "",
-    "longest_attempted": math.nan,
-    "critical_length": math.nan,
-    "censored": False,
-    "first_failure": math.nan,
-    "seed_critical_min": math.nan,
-    "seed_critical_max": math.nan,
-    "criterion": "solved",
-    "rungs": "",
-    "seeds_at_critical": 0,
-    "seeds_at_failure": 0,
-    "horizon_init_length": math.nan,
-    "horizon_final_length": math.nan,
-    "horizon_final_from": math.nan,
-    **{
-        f"horizon_{p}_{s}": math.nan
-        for p in ("init", "final")
-        for s in ("median", "q1", "q3", "censored")
-    },
-}
 
 
 @dataclass
@@ -103,9 +54,8 @@ def training_overview(runs: pd.DataFrame, success: pd.DataFrame) -> Overview:
     the grid attempted and not attempted, runs that stopped early on the evaluation
     batch but failed the test batch, and the diverged runs (task, length, variant,
     seed, diverged_at)."""
-    r = ensure(runs, {"task": None, "variant": None, "seed": None, **RUN_COLUMNS})
-    s = ensure(success, {"task": None, **SUCCESS_COLUMNS})
-    status = r["status"].astype(str)
+    r, s = runs, success
+    status = r["status"]
     seeds = r.groupby(["task", "length", "variant"])["seed"].nunique() if len(r) else pd.Series([0])
     attempted = s["attempted"].astype(bool) if len(s) else pd.Series(dtype=bool)
     div = r[status == "diverged"]
@@ -137,23 +87,16 @@ def success_by_length(success: pd.DataFrame) -> pd.DataFrame:
 
     Returns the success table's rows with `outcome`: "solved" (a majority of seeds
     solved), "failed" (attempted, no majority) or "not attempted" (the adaptive sweep
-    never trained it: its rates stay NaN and it counts as neither). The Wilson
-    interval of the solved rate is the table's, or computed here when absent.
+    never trained it: its rates stay NaN and it counts as neither), with the table's
+    Wilson interval of the solved rate.
     """
-    s = ensure(success, SUCCESS_COLUMNS)
-    if not len(s):
-        return s.assign(outcome=pd.Series(dtype=object))
-    s = s.copy()
-    attempted = s["attempted"].astype(bool) & (s["seeds"].astype(float) > 0)
-    majority = s["solved"].astype(float) > s["seeds"].astype(float) / 2
-    s["outcome"] = np.where(~attempted, "not attempted", np.where(majority, "solved", "failed"))
-    for i in s.index[attempted & s["solved_rate_ci_low"].isna()]:
-        lo, hi = wilson_interval(int(s.at[i, "solved"]), int(s.at[i, "seeds"]))
-        s.loc[i, ["solved_rate_ci_low", "solved_rate_ci_high"]] = [lo, hi]
-        s.at[i, "solved_rate"] = float(s.at[i, "solved"]) / float(s.at[i, "seeds"])
-    s.loc[
-        ~attempted, ["solved_rate", "solved_rate_ci_low", "solved_rate_ci_high", "test_metric_mean"]
-    ] = math.nan
+    if not len(success):
+        return success.assign(outcome=pd.Series(dtype=object))
+    attempted = success["attempted"] & (success["seeds"] > 0)
+    majority = success["solved"] > success["seeds"] / 2
+    s = success.assign(
+        outcome=np.where(~attempted, "not attempted", np.where(majority, "solved", "failed"))
+    )
     return s.sort_values(["task", "variant", "length"], ignore_index=True)
 
 
@@ -164,12 +107,10 @@ def critical_length(critical: pd.DataFrame) -> pd.DataFrame:
     critical length as a number for sorting and ranking, 0 when even the first
     length failed, +inf when the variant solved the whole grid (censored).
     """
-    c = ensure(critical, {"task": None, "variant": None, **CRITICAL_COLUMNS})
-    if not len(c):
-        return c.assign(reach=pd.Series(dtype=float))
-    c = c.copy()
-    reach = c["critical_length"].astype(float).fillna(0.0)
-    c["reach"] = reach.where(~c["censored"].fillna(False).astype(bool), math.inf)
+    if not len(critical):
+        return critical.assign(reach=pd.Series(dtype=float))
+    reach = critical["critical_length"].fillna(0.0)
+    c = critical.assign(reach=reach.where(~critical["censored"], math.inf))
     return c.sort_values(
         ["task", "reach", "variant"], ascending=[True, False, True], ignore_index=True
     )
