@@ -11,7 +11,6 @@ import pandas as pd
 
 from rnngrad.stats import finite_values
 
-RUN_KEYS = ["task", "length", "variant", "seed"]
 # settings that make two variants the same model (clip_norm apart)
 VARIANT_KEYS = ["cell", "init", "constraint", "hidden_size", "lr", "r_min", "r_max", "max_phase"]
 

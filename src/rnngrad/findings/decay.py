@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from rnngrad.columns import RUN_KEYS
 from rnngrad.findings._common import (
-    RUN_KEYS,
     censored_median,
     find_variant,
     longest,

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from rnngrad.columns import RUN_KEYS
 from rnngrad.findings._common import (
-    RUN_KEYS,
     VARIANT_KEYS,
     at_longest,
     find_variant,
