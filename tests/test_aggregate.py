@@ -1,4 +1,5 @@
-"""rnngrad.aggregate: statistics, the tables, and bad inputs (the decay measures: test_measures)."""
+"""rnngrad.aggregate: the tables and bad inputs (statistics: test_stats; the decay measures:
+test_measures)."""
 
 from __future__ import annotations
 
@@ -17,42 +18,15 @@ from rnngrad import aggregate as agg
 from rnngrad.aggregate import (
     TABLES,
     InputError,
-    bootstrap_mean_ci,
     build_tables,
     discover,
-    mean_ci,
     read_table,
-    t_quantile,
     variants_table,
-    wilson_interval,
     write_table,
 )
+from rnngrad.columns import TABLE_COLUMNS, check_table
+from rnngrad.stats import wilson_interval
 from tests.conftest import EARLY_UNSOLVED, JAC_EXAMPLES
-
-# -------------------------------------------------------------------------- statistics
-
-
-@pytest.mark.parametrize(
-    ("df", "q"),
-    [(1, 12.7062), (2, 4.3027), (4, 2.7764), (10, 2.2281), (30, 2.0423), (1000, 1.9623)],
-)
-def test_t_quantile_matches_tables(df, q):
-    assert t_quantile(0.975, df) == pytest.approx(q, abs=1e-4)
-    assert t_quantile(0.025, df) == pytest.approx(-q, abs=1e-4)
-
-
-def test_mean_ci_from_known_numbers():
-    mean, lo, hi = mean_ci([1.0, 2.0, 3.0])
-    half = 4.302653 * 1.0 / math.sqrt(3)  # t_{0.975,2} * sd / sqrt(n)
-    assert mean == 2.0
-    assert (lo, hi) == pytest.approx((2.0 - half, 2.0 + half), abs=1e-5)
-
-
-def test_mean_ci_of_one_value_has_no_interval_and_skips_missing():
-    mean, lo, hi = mean_ci([0.5, None, float("nan")])
-    assert mean == 0.5 and math.isnan(lo) and math.isnan(hi)
-    assert all(math.isnan(x) for x in mean_ci([]))
-
 
 # ------------------------------------------------------------------------------ tables
 
@@ -68,8 +42,29 @@ def _summaries(root):
     return [json.loads(p.read_text()) for p in sorted(root.glob("runs/*/T*/*/seed*/summary.json"))]
 
 
-def test_build_tables_makes_every_table(tables):
-    assert tuple(tables) == TABLES
+def test_build_tables_makes_every_table_as_declared(tables):
+    assert tuple(tables) == TABLES == tuple(TABLE_COLUMNS)
+    for name, df in [*tables.items(), *build_tables([], [], []).items()]:
+        check_table(name, df)  # raises on a column or dtype off its declaration
+
+
+def test_write_table_refuses_a_table_off_its_declaration(tmp_path, tables):
+    success = tables["success"]
+    bad = {
+        "a column missing": success.drop(columns="verdict"),
+        "columns out of order": success[[*success.columns[1:], success.columns[0]]],
+        "a column too many": success.assign(extra=1),
+        "a count as text": success.assign(seeds=success["seeds"].astype(str)),
+        "a flag as a number": success.assign(attempted=1.0),
+    }
+    for why, df in bad.items():
+        with pytest.raises(ValueError, match="table success"):
+            write_table(df, tmp_path / "success")
+        assert not list(tmp_path.iterdir()), why
+    with pytest.raises(ValueError, match="unknown table"):
+        write_table(success, tmp_path / "successes")
+    runs = tables["runs"].assign(later_field=1)  # the runs keep a summary's other fields
+    write_table(runs, tmp_path / "runs")
 
 
 def test_runs_table_has_one_row_per_run_and_keeps_the_diverged_run(tables, results_tree):
@@ -184,25 +179,6 @@ def test_success_intervals_stay_in_the_metric_range():
     assert 0 <= row["test_metric_ci_low"] <= row["test_metric_ci_high"] <= 1
     all_solved = agg.success_table(_runs("mse", [0.001] * 4, ["solved"] * 4)).iloc[0]
     assert all_solved["solved_rate_ci_high"] == 1.0 and all_solved["solved_rate_ci_low"] > 0.4
-
-
-def test_wilson_interval_known_values():
-    assert wilson_interval(5, 5) == pytest.approx((0.5655, 1.0), abs=1e-4)
-    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
-    assert wilson_interval(3, 10) == pytest.approx((0.1078, 0.6032), abs=1e-4)
-    assert all(math.isnan(v) for v in wilson_interval(0, 0))
-
-
-def test_test_metric_intervals_never_leave_the_metric_range():
-    mean, lo, hi = bootstrap_mean_ci([0.001, 0.002, 0.3])  # MSE: a t-interval goes below 0
-    assert mean_ci([0.001, 0.002, 0.3])[1] < 0
-    assert 0.001 <= lo <= mean <= hi <= 0.3
-    assert bootstrap_mean_ci([0.001, 0.002, 0.3]) == (mean, lo, hi)  # a fixed generator
-    _, lo, hi = bootstrap_mean_ci([1.0, 1.0, 0.5, 1.0])  # accuracy
-    assert 0.0 <= lo <= hi <= 1.0
-    assert bootstrap_mean_ci([1.0, 1.0]) == (1.0, 1.0, 1.0)
-    one = bootstrap_mean_ci([0.2, None, float("nan")])
-    assert one[0] == 0.2 and math.isnan(one[1]) and math.isnan(one[2])
 
 
 def test_decay_table_init_and_train(tables):
@@ -337,12 +313,14 @@ def test_truncated_probe_file_error_names_the_path(results_tree, tmp_path):
 def test_bad_benchmark_path_or_file_is_named(results_tree, tmp_path):
     root, _ = results_tree
     runs = agg.runs_table(discover(root).run_dirs)
-    bad = tmp_path / "whatever.tsv"
-    bad.write_text("s\n1\n")
-    with pytest.raises(InputError, match=str(bad)):
-        agg.cost_table(runs, [bad])
+    per_job = tmp_path / "adding" / "T10" / "rnn.tsv"  # a format the workflow no longer writes
+    per_job.parent.mkdir(parents=True)
+    for bad in (tmp_path / "whatever.tsv", per_job):
+        bad.write_text("s\tcpu_time\tmax_rss\n1\t1\t1\n")
+        with pytest.raises(InputError, match=str(bad)):
+            agg.cost_table(runs, [bad])
     empty = tmp_path / "adding" / "T10" / "rnn" / "seed0.tsv"
-    empty.parent.mkdir(parents=True)
+    empty.parent.mkdir()
     empty.write_text("")
     with pytest.raises(InputError, match=str(empty)):
         agg.cost_table(runs, [empty])
@@ -350,7 +328,7 @@ def test_bad_benchmark_path_or_file_is_named(results_tree, tmp_path):
 
 def test_the_analysis_layer_imports_neither_torch_nor_snakemake():
     code = (
-        "import sys, rnngrad.aggregate, rnngrad.figures, rnngrad.render; "
+        "import sys, rnngrad.aggregate, rnngrad.findings, rnngrad.figures, rnngrad.render; "
         "bad = [m for m in ('torch', 'snakemake') if m in sys.modules]; "
         "assert not bad, bad"
     )

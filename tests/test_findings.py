@@ -18,6 +18,7 @@ import pytest
 
 from rnngrad import findings as F
 from rnngrad.aggregate import TABLES
+from rnngrad.columns import OPEN_TABLES, TABLE_COLUMNS, check_table
 from rnngrad.sweep import critical_table
 from rnngrad.verdicts import majority, majority_of
 
@@ -36,6 +37,23 @@ VARIANTS = {
     "mingru": {"cell": "mingru"},
     "indrnn": {"cell": "indrnn"},
 }
+
+
+def table(name: str, rows) -> pd.DataFrame:
+    """`rows` (dicts or a frame) as table `name` of rnngrad.columns, as the aggregate
+    writes it: the declared columns in order and dtype; one the rows leave out is 0,
+    False, None or NaN by its dtype."""
+    df = pd.DataFrame(rows)
+    declared = TABLE_COLUMNS[name]
+    for c, dtype in declared.items():
+        if c not in df.columns:
+            df[c] = {"int64": 0, "bool": False, "str": None}.get(dtype, math.nan)
+        if dtype in ("int64", "Int64", "float64", "bool", "boolean"):
+            df[c] = df[c].astype(dtype)
+    extra = [c for c in df.columns if c not in declared] if name in OPEN_TABLES else []
+    df = df[[*declared, *extra]]
+    check_table(name, df)
+    return df
 
 
 def variants_frame(variants=VARIANTS) -> pd.DataFrame:
@@ -110,7 +128,7 @@ def run_row(task, length, variant, seed, status, **extra) -> dict:
 
 
 def success_row(task, length, variant, solved, seeds, attempted=True, diverged=0) -> dict:
-    lo, hi = F.wilson(solved, seeds) if attempted else (math.nan, math.nan)
+    lo, hi = F.wilson_interval(solved, seeds) if attempted else (math.nan, math.nan)
     return {
         "task": task,
         "length": length,
@@ -270,9 +288,9 @@ def example_tables() -> dict[str, pd.DataFrame]:
     )  # fmt: skip
     cost["seconds_per_step"] = [0.02 if c == "lstm" else 0.01 for c in cost["cell"]]
     train_profiles = init_profiles[init_profiles["length"] == 50].assign(probe_step=0)
-    return {
+    tables = {
         "runs": runs,
-        "success": pd.DataFrame(success),
+        "success": success,
         "curves": curves,
         "init_profiles": init_profiles,
         "train_profiles": train_profiles,
@@ -280,8 +298,9 @@ def example_tables() -> dict[str, pd.DataFrame]:
         "spectra": spectra,
         "cost": cost,
         "variants": variants,
-        "critical": pd.DataFrame(critical),
+        "critical": critical,
     }
+    return {name: table(name, rows) for name, rows in tables.items()}
 
 
 EXAMPLE_CONFIG = {
@@ -373,7 +392,7 @@ def test_censored_median_sorts_lower_bounds_above_measured_values():
 
 
 def test_init_decay_of_an_empty_table():
-    assert F.init_decay(pd.DataFrame()).empty
+    assert F.init_decay(table("decay", [])).empty
 
 
 def test_bound_tightness_pools_pairs_and_describes_the_longest_plain_rnn(tables):
@@ -391,16 +410,6 @@ def test_bound_tightness_pools_pairs_and_describes_the_longest_plain_rnn(tables)
     assert row["tightness"] == pytest.approx(1.2**10 * 1.1)  # median of the seeds' 1.0, 1.1, 1.2
     assert row["tightness_q90"] == pytest.approx(1.5**10)
     assert out.milestones["distance"].tolist() == [1, 10, 100, 199]
-
-
-def test_bound_share_from_the_profiles_when_the_decay_table_lacks_it(tables):
-    decay = tables["decay"].drop(columns=["bound_share", "bound_pairs"])
-    profiles = tables["init_profiles"].copy()
-    profiles.loc[profiles.index[:10], "bound_holds"] = 0.0  # one bad stretch of rnn rows?
-    out = F.bound_tightness(profiles, decay, variants_frame())
-    bounded = profiles["bound_holds"].dropna()
-    assert out.share == pytest.approx(bounded.mean())
-    assert out.lowest_share < 1
 
 
 def test_decay_change_is_per_run():
@@ -472,7 +481,7 @@ def test_training_overview_counts_runs_stopped_early_that_failed_the_test():
 
 
 def test_training_overview_of_an_empty_grid():
-    out = F.training_overview(pd.DataFrame(), pd.DataFrame())
+    out = F.training_overview(table("runs", []), table("success", []))
     assert (out.runs, out.solved, out.cells, out.tasks) == (0, 0, 0, [])
     assert out.diverged_runs.empty
 
@@ -513,22 +522,6 @@ def test_the_success_table_the_critical_length_and_the_sweep_share_one_majority_
         assert (not math.isnan(critical.at[f"v{k}of{n}", "critical_length"])) is want, (k, n)
         assert majority(["solved"] * k + ["at_baseline"] * (n - k), "solved") is want, (k, n)
         assert bool(majority_of(k, n)) is want, (k, n)
-
-
-def test_success_computes_wilson_when_the_table_has_no_interval():
-    s = pd.DataFrame([success_row("adding", 10, "rnn", 3, 3)]).drop(
-        columns=["solved_rate", "solved_rate_ci_low", "solved_rate_ci_high"]
-    )
-    out = F.success_by_length(s).iloc[0]
-    assert out["solved_rate"] == 1.0
-    assert out["solved_rate_ci_low"] == pytest.approx(0.4385, abs=1e-4)  # Wilson, n = 3
-    assert out["solved_rate_ci_high"] == 1.0
-
-
-def test_wilson_interval():
-    assert all(math.isnan(x) for x in F.wilson(0, 0))
-    lo, hi = F.wilson(5, 10)
-    assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)
 
 
 def test_critical_length_ranks_censored_first_and_failures_last():
@@ -740,12 +733,12 @@ def test_mitigation_gains_match_seeds():
             run_row("copy", 10, "lstm_chrono", 1, "solved"),
         ]  # fmt: skip
     )
-    out = F.mitigation_gains(runs, pd.DataFrame(), None, variants_frame())
+    out = F.mitigation_gains(runs, table("decay", []), None, variants_frame())
     chrono = out[out["remedy"] == "chrono"].set_index("task")
     assert chrono.at["adding", "pairs"] == 1
     assert (chrono.at["adding", "solved"], chrono.at["adding", "solved_base"]) == (1, 0)
     assert chrono.at["copy", "pairs"] == 0 and math.isnan(chrono.at["copy", "gain"])
-    assert F.mitigation_gains(pd.DataFrame(), pd.DataFrame()).empty
+    assert F.mitigation_gains(table("runs", []), table("decay", [])).empty
 
 
 def test_cost_by_cell_at_the_longest_length(tables):

@@ -145,10 +145,12 @@ def test_one_definition_of_the_decay_measures():
 
     for name in ("decay_rate", "horizon", "decay_summary", "horizon_censored", "_horizon"):
         assert not hasattr(probes, name), name
-    for name in ("horizon_censored", "_horizon", "_profile_points"):
-        assert not hasattr(aggregate, name), name
-    for name in ("HORIZON_RATIO", "decay_rate", "horizon", "bound_summary"):
-        assert getattr(aggregate, name) is getattr(measures, name), name
+    for module in (aggregate, aggregate.builders, aggregate.runs):
+        for name in ("horizon_censored", "_horizon", "_profile_points"):
+            assert not hasattr(module, name), (module, name)
+    assert aggregate.HORIZON_RATIO is measures.HORIZON_RATIO
+    for name in ("decay_rate", "horizon", "bound_summary"):
+        assert getattr(aggregate.builders, name) is getattr(measures, name), name
 
 
 def test_measures_import_no_torch():

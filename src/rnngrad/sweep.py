@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rnngrad.columns import CRITICAL, empty_table
 from rnngrad.verdicts import CRITERIA, SOLVED, majority, majority_of, meets, run_verdict
 
 __all__ = [
@@ -48,34 +49,7 @@ __all__ = [
     "CRITICAL_COLUMNS",
 ]
 
-CRITICAL_COLUMNS = [
-    "task",
-    "variant",
-    "cell",
-    "criterion",
-    "lengths",
-    "rungs",
-    "longest_attempted",
-    "critical_length",
-    "censored",
-    "first_failure",
-    "seeds",
-    "seeds_at_critical",
-    "seeds_at_failure",
-    "seed_critical_min",
-    "seed_critical_max",
-    "horizon_init_length",
-    "horizon_init_median",
-    "horizon_init_q1",
-    "horizon_init_q3",
-    "horizon_init_censored",
-    "horizon_final_length",
-    "horizon_final_from",
-    "horizon_final_median",
-    "horizon_final_q1",
-    "horizon_final_q3",
-    "horizon_final_censored",
-]
+CRITICAL_COLUMNS = list(CRITICAL)
 
 Run = tuple[int, int]  # (length, seed)
 
@@ -393,7 +367,7 @@ def critical_table(
                 row[f"horizon_{which}_{name}"] = value
         rows.append(row)
     if not rows:
-        return pd.DataFrame({c: pd.Series(dtype=float) for c in CRITICAL_COLUMNS})
+        return empty_table("critical")
     out = pd.DataFrame(rows)[CRITICAL_COLUMNS]
     out["censored"] = out["censored"].astype(bool)
     for col in ("seeds", "seeds_at_critical", "seeds_at_failure"):

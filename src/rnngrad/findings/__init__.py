@@ -9,13 +9,13 @@ own; each function has tests on small tables whose answer is known by constructi
   `horizon_predicts_critical`, `budget`
 - remedies: `clipping_effect`, `largest_gain`, `spectral_growth`, `constraint_check`,
   `mitigation_gains`, `cost_by_cell`
-- shared: `spread` (median, range, count), `pick`, `find_variant`, `wilson`
+- shared: `spread` (median, range, count), `pick`, `find_variant`, `wilson_interval`
 - design: `verdict_grid` (solved / off / at the baseline per length), `seed_design`, `rung_table`
 - scorecard: `budget_frame`, `scorecard`, `scorecard_summary`; anchors: `read_anchors`
 - methods: `load_tables`, `resolve_config`, `tasks_table`, `variant_table`, `grid_table`
 """
 
-from rnngrad.findings._common import Spread, find_variant, pick, spread, wilson
+from rnngrad.findings._common import Spread, find_variant, pick, spread
 from rnngrad.findings.anchors import read_anchors
 from rnngrad.findings.decay import (
     BoundTightness,
@@ -70,6 +70,7 @@ from rnngrad.findings.scorecard import (
     scorecard,
     scorecard_summary,
 )
+from rnngrad.stats import wilson_interval
 
 __all__ = [
     "BoundTightness",
@@ -118,5 +119,5 @@ __all__ = [
     "twin",
     "variant_table",
     "width_effect",
-    "wilson",
+    "wilson_interval",
 ]

@@ -1,34 +1,19 @@
-"""Helpers the findings share: column guards, variant look-up by settings, statistics."""
+"""Helpers the findings share: column guards, variant look-up by settings, spreads."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from rnngrad.aggregate import finite_values
+from rnngrad.columns import RUN_KEYS
+from rnngrad.stats import finite_values
 
-RUN_KEYS = ["task", "length", "variant", "seed"]
 # settings that make two variants the same model (clip_norm apart)
 VARIANT_KEYS = ["cell", "init", "constraint", "hidden_size", "lr", "r_min", "r_max", "max_phase"]
-
-
-def ensure(df: pd.DataFrame | None, columns: Mapping[str, object]) -> pd.DataFrame:
-    """`df` (an empty frame for None) with every column of `columns`, missing ones filled
-    with their default: the tables may come from an older aggregate."""
-    df = pd.DataFrame() if df is None else df
-    missing = {c: v for c, v in columns.items() if c not in df.columns}
-    if missing:
-        df = df.assign(
-            **{
-                c: pd.Series([v] * len(df), index=df.index, dtype=object if v is None else None)
-                for c, v in missing.items()
-            }
-        )
-    return df
 
 
 def longest(df: pd.DataFrame) -> dict[str, int]:
@@ -64,9 +49,8 @@ def settings(frame: pd.DataFrame) -> pd.DataFrame:
     if not len(frame) or "variant" not in frame.columns:
         return pd.DataFrame(columns=["variant", *VARIANT_KEYS, "clip_norm"])
     out = frame[cols].drop_duplicates("variant").sort_values("variant", ignore_index=True)
-    out = ensure(out, {c: None for c in VARIANT_KEYS})
-    out = ensure(out, {"init": "default", "constraint": "none", "clip_norm": math.nan})
-    return out
+    # the LRU's ring settings are in neither the runs nor the variants table
+    return out.reindex(columns=["variant", *VARIANT_KEYS, "clip_norm"])
 
 
 def same_value(a, b) -> bool:
@@ -111,54 +95,6 @@ def find_variant(
         _clip=hit["clip_norm"].notna().astype(int),
     )
     return str(hit.sort_values(["_width", "_clip", "variant"])["variant"].iloc[0])
-
-
-def wilson(successes: float, n: float, z: float = 1.959963984540054) -> tuple[float, float]:
-    """Wilson score interval of a proportion (NaN for n = 0)."""
-    if not n:
-        return math.nan, math.nan
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def spearman(x: Iterable[float], y: Iterable[float]) -> float:
-    """Spearman's rank correlation (average ranks for ties, +inf ranks highest); NaN
-    with fewer than three pairs or a constant rank."""
-    x, y = np.asarray(list(x), dtype=float), np.asarray(list(y), dtype=float)
-    ok = ~(np.isnan(x) | np.isnan(y))
-    x, y = _ranks(x[ok]), _ranks(y[ok])
-    if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return math.nan
-    return float(np.corrcoef(x, y)[0, 1])
-
-
-def _ranks(a: np.ndarray) -> np.ndarray:
-    # average ranks (1-based) with ties sharing their mean rank; +inf ranks highest
-    _, inverse, counts = np.unique(a, return_inverse=True, return_counts=True)
-    return (np.cumsum(counts) - (counts - 1) / 2)[inverse]
-
-
-def bootstrap_spearman(
-    x: Iterable[float], y: Iterable[float], n_boot: int = 2000, seed: int = 0, level: float = 0.95
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of `spearman` over resampled pairs (a fixed
-    generator); NaN when fewer than half the resamples give a defined correlation."""
-    x, y = np.asarray(list(x), dtype=float), np.asarray(list(y), dtype=float)
-    if len(x) < 3:
-        return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    stats = []
-    for _ in range(n_boot):
-        i = rng.integers(0, len(x), len(x))
-        r = spearman(x[i], y[i])
-        if np.isfinite(r):
-            stats.append(r)
-    if len(stats) < n_boot / 2:
-        return math.nan, math.nan
-    tail = (1 - level) / 2
-    return float(np.quantile(stats, tail)), float(np.quantile(stats, 1 - tail))
 
 
 def censored_median(values: Iterable[float], censored: Iterable[bool]) -> tuple[float, bool]:

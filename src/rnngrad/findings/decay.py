@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from rnngrad.columns import RUN_KEYS
 from rnngrad.findings._common import (
-    RUN_KEYS,
     censored_median,
-    ensure,
     find_variant,
     first_and_last_probe,
     longest,
@@ -35,17 +34,6 @@ __all__ = [
     "reference_decay",
 ]
 
-DECAY_COLUMNS = {
-    "phase": "init",
-    "probe_step": pd.NA,
-    "decay_rate": math.nan,
-    "horizon": math.nan,
-    "horizon_censored": False,
-    "max_distance": math.nan,
-    "bound_share": math.nan,
-    "bound_pairs": math.nan,
-}
-
 
 def _cells(variants: pd.DataFrame | None, decay: pd.DataFrame) -> dict[str, str]:
     v = settings(variants if variants is not None and len(variants) else decay)
@@ -63,8 +51,7 @@ def init_decay(decay: pd.DataFrame, variants: pd.DataFrame | None = None) -> pd.
     pairs where the per-example bound held, pooled over seeds; NaN without a bound) and
     longest (the row is at its task's longest probed length).
     """
-    d = ensure(decay, DECAY_COLUMNS)
-    d = d[d["phase"] == "init"]
+    d = decay[decay["phase"] == "init"]
     cols = [
         "task", "length", "variant", "cell", "seeds", "rate", "rate_q1", "rate_q3",
         "tenfold", "horizon", "horizon_censored", "censored_share", "max_distance",
@@ -167,25 +154,17 @@ def bound_tightness(
     """How often the per-example bound holds, and how tight it is for `cell`.
 
     The share pools the decay table's bound_share over every init probe, weighted by
-    its bound_pairs (or, without those columns, the profiles' bound_holds per row).
+    its bound_pairs.
     The tightness is that of the plain variant of `cell` at the longest probed length
     (the longest task first by name on a tie).
     """
     out = BoundTightness()
-    d = ensure(decay, DECAY_COLUMNS)
-    d = d[(d["phase"] == "init") & d["bound_share"].notna()]
-    p = ensure(
-        init_profiles, {"bound_holds": math.nan, "tightness": math.nan, "tightness_q90": math.nan}
-    )
+    d = decay[(decay["phase"] == "init") & decay["bound_share"].notna()]
+    p = init_profiles
     pairs = d["bound_pairs"].astype(float)
     if len(d) and pairs.notna().all() and pairs.sum() > 0:
         out.share, out.pairs = pooled_share(d["bound_share"].astype(float), pairs)
         out.lowest_share = float(d["bound_share"].min())
-    elif p["bound_holds"].notna().any():
-        held = p["bound_holds"].dropna().astype(float)
-        out.share = float(held.mean())
-        per_probe = p.dropna(subset=["bound_holds"]).groupby(RUN_KEYS)["bound_holds"].mean()
-        out.lowest_share = float(per_probe.min())
     name = find_variant(
         variants if variants is not None and len(variants) else p, cell, clipped=None
     )
@@ -218,8 +197,7 @@ def decay_change(decay: pd.DataFrame) -> pd.DataFrame:
     horizon_last, and longest (the run is at its task's longest trained length).
     Never compares probes of different runs.
     """
-    d = ensure(decay, DECAY_COLUMNS)
-    d = d[(d["phase"] == "train") & d["probe_step"].notna()]
+    d = decay[(decay["phase"] == "train") & decay["probe_step"].notna()]
     cols = [
         *RUN_KEYS, "first_step", "last_step", "rate_first", "rate_last", "change",
         "horizon_first", "horizon_last", "longest",

@@ -4,7 +4,6 @@ as small frames."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pandas as pd
 import yaml
 
 from rnngrad.aggregate import TABLES, variants_table
-from rnngrad.findings._common import ensure
+from rnngrad.columns import empty_table
 from rnngrad.findings.outcomes import budget
 from rnngrad.specs import TASKS
 
@@ -39,12 +38,12 @@ TASK_TEXT = {
 
 
 def load_tables(tables_dir: str | Path) -> dict[str, pd.DataFrame]:
-    """Every table of rnngrad.aggregate.TABLES from `{tables_dir}/{name}.parquet`; an empty frame
-    for a table that is absent."""
+    """Every table of rnngrad.aggregate.TABLES from `{tables_dir}/{name}.parquet`; the
+    table without rows (its declared columns) for one that is absent."""
     out = {}
     for name in TABLES:
         path = Path(tables_dir) / f"{name}.parquet"
-        out[name] = pd.read_parquet(path) if path.is_file() else pd.DataFrame()
+        out[name] = pd.read_parquet(path) if path.is_file() else empty_table(name)
     return out
 
 
@@ -82,7 +81,7 @@ def tasks_table(config: Mapping, runs: pd.DataFrame) -> pd.DataFrame:
     """One row per task of the config (trained or probed): source, what the model must
     do, loss, metric, when it counts as solved, and the baseline loss by length (from
     the runs: the loss of the best input-blind predictor, rnngrad.tasks.baseline_loss)."""
-    r = ensure(runs, {"task": None, "length": None, "baseline_loss": math.nan})
+    r = runs
     solve = ((config or {}).get("train") or {}).get("solve") or {}
     names = set(r["task"].dropna())
     for section in ("train", "probes"):

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from rnngrad.aggregate import t_quantile
 from rnngrad.config import climb_criterion, train_steps
-from rnngrad.findings._common import bootstrap_spearman, ensure, spearman, wilson
+from rnngrad.stats import bootstrap_spearman, rho_needed, spearman
 from rnngrad.verdicts import majority_of
 
 __all__ = [
@@ -30,54 +29,6 @@ __all__ = [
     "Budget",
     "budget",
 ]
-
-SUCCESS_COLUMNS = {
-    "attempted": True,
-    "seeds": 0,
-    "solved": 0,
-    "unsolved": 0,
-    "diverged": 0,
-    "stopped_early": 0,
-    "solved_rate": math.nan,
-    "solved_rate_ci_low": math.nan,
-    "solved_rate_ci_high": math.nan,
-    "metric_name": None,
-    "test_metric_mean": math.nan,
-    "test_metric_ci_low": math.nan,
-    "test_metric_ci_high": math.nan,
-    "test_loss_ratio_mean": math.nan,
-    "test_loss_ratio_median": math.nan,
-    "steps_to_solve_median": math.nan,
-    "cell": None,
-}
-RUN_COLUMNS = {
-    "status": None,
-    "stopped_early": False,
-    "test_metric": math.nan,
-    "diverged_at": math.nan,
-}
-CRITICAL_COLUMNS = {
-    "cell": None,
-    "lengths": "",
-    "longest_attempted": math.nan,
-    "critical_length": math.nan,
-    "censored": False,
-    "first_failure": math.nan,
-    "seed_critical_min": math.nan,
-    "seed_critical_max": math.nan,
-    "criterion": "solved",
-    "rungs": "",
-    "seeds_at_critical": 0,
-    "seeds_at_failure": 0,
-    "horizon_init_length": math.nan,
-    "horizon_final_length": math.nan,
-    "horizon_final_from": math.nan,
-    **{
-        f"horizon_{p}_{s}": math.nan
-        for p in ("init", "final")
-        for s in ("median", "q1", "q3", "censored")
-    },
-}
 
 
 @dataclass
@@ -104,9 +55,8 @@ def training_overview(runs: pd.DataFrame, success: pd.DataFrame) -> Overview:
     the grid attempted and not attempted, runs that stopped early on the evaluation
     batch but failed the test batch, and the diverged runs (task, length, variant,
     seed, diverged_at)."""
-    r = ensure(runs, {"task": None, "variant": None, "seed": None, **RUN_COLUMNS})
-    s = ensure(success, {"task": None, **SUCCESS_COLUMNS})
-    status = r["status"].astype(str)
+    r, s = runs, success
+    status = r["status"]
     seeds = r.groupby(["task", "length", "variant"])["seed"].nunique() if len(r) else pd.Series([0])
     attempted = s["attempted"].astype(bool) if len(s) else pd.Series(dtype=bool)
     div = r[status == "diverged"]
@@ -138,23 +88,16 @@ def success_by_length(success: pd.DataFrame) -> pd.DataFrame:
 
     Returns the success table's rows with `outcome`: "solved" (a majority of seeds
     solved), "failed" (attempted, no majority) or "not attempted" (the adaptive sweep
-    never trained it: its rates stay NaN and it counts as neither). The Wilson
-    interval of the solved rate is the table's, or computed here when absent.
+    never trained it: its rates stay NaN and it counts as neither), with the table's
+    Wilson interval of the solved rate.
     """
-    s = ensure(success, SUCCESS_COLUMNS)
-    if not len(s):
-        return s.assign(outcome=pd.Series(dtype=object))
-    s = s.copy()
-    attempted = s["attempted"].astype(bool) & (s["seeds"].astype(float) > 0)
-    majority = majority_of(s["solved"].astype(float), s["seeds"].astype(float))
-    s["outcome"] = np.where(~attempted, "not attempted", np.where(majority, "solved", "failed"))
-    for i in s.index[attempted & s["solved_rate_ci_low"].isna()]:
-        lo, hi = wilson(float(s.at[i, "solved"]), float(s.at[i, "seeds"]))
-        s.loc[i, ["solved_rate_ci_low", "solved_rate_ci_high"]] = [lo, hi]
-        s.at[i, "solved_rate"] = float(s.at[i, "solved"]) / float(s.at[i, "seeds"])
-    s.loc[
-        ~attempted, ["solved_rate", "solved_rate_ci_low", "solved_rate_ci_high", "test_metric_mean"]
-    ] = math.nan
+    if not len(success):
+        return success.assign(outcome=pd.Series(dtype=object))
+    attempted = success["attempted"] & (success["seeds"] > 0)
+    majority = majority_of(success["solved"], success["seeds"])
+    s = success.assign(
+        outcome=np.where(~attempted, "not attempted", np.where(majority, "solved", "failed"))
+    )
     return s.sort_values(["task", "variant", "length"], ignore_index=True)
 
 
@@ -165,12 +108,10 @@ def critical_length(critical: pd.DataFrame) -> pd.DataFrame:
     critical length as a number for sorting and ranking, 0 when even the first
     length failed, +inf when the variant solved the whole grid (censored).
     """
-    c = ensure(critical, {"task": None, "variant": None, **CRITICAL_COLUMNS})
-    if not len(c):
-        return c.assign(reach=pd.Series(dtype=float))
-    c = c.copy()
-    reach = c["critical_length"].astype(float).fillna(0.0)
-    c["reach"] = reach.where(~c["censored"].fillna(False).astype(bool), math.inf)
+    if not len(critical):
+        return critical.assign(reach=pd.Series(dtype=float))
+    reach = critical["critical_length"].fillna(0.0)
+    c = critical.assign(reach=reach.where(~critical["censored"], math.inf))
     return c.sort_values(
         ["task", "reach", "variant"], ascending=[True, False, True], ignore_index=True
     )
@@ -273,20 +214,6 @@ def horizon_predicts_critical(
             }
         )
     return pd.DataFrame(rows, columns=cols)
-
-
-def rho_needed(n: int, level: float = 0.95) -> float:
-    """The smallest |rho| that a two-sided test at 1 - level tells from zero with n pairs,
-    by the t-approximation t = rho sqrt((n - 2) / (1 - rho^2)); NaN below 3 pairs.
-
-    Example:
-        >>> round(rho_needed(10), 3), round(rho_needed(30), 3)
-        (0.632, 0.361)
-    """
-    if n < 3:
-        return math.nan
-    t = t_quantile(0.5 + level / 2, n - 2)
-    return float(t / math.sqrt(n - 2 + t * t))
 
 
 @dataclass

@@ -9,11 +9,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from rnngrad.columns import RUN_KEYS
 from rnngrad.findings._common import (
-    RUN_KEYS,
     VARIANT_KEYS,
     at_longest,
-    ensure,
     find_variant,
     first_and_last_probe,
     same_value,
@@ -73,8 +72,8 @@ def clipping_effect(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     """
     cols = ["variant", "twin", "clip_norm", "clipped_share", "pairs", "solved", "solved_twin",
             "diverged", "diverged_twin"]  # fmt: skip
-    r = ensure(runs, {"status": None, "clip_norm": math.nan})
-    c = ensure(curves, {"variant": None, "clipped": False})
+    r = runs
+    c = curves
     v = settings(r)
     rows = []
     for name in v.loc[v["clip_norm"].notna(), "variant"]:
@@ -105,7 +104,7 @@ def spectral_growth(spectra: pd.DataFrame) -> pd.DataFrame:
     last / first. Runs probed once are left out.
     """
     cols = [*RUN_KEYS, "first_step", "last_step", "norm_first", "norm_last", "growth"]
-    s = ensure(spectra, {"spectral_norm": math.nan})
+    s = spectra
     if not len(s):
         return pd.DataFrame(columns=cols)
     per = s.groupby([*RUN_KEYS, "probe_step"], sort=True)["spectral_norm"].max().reset_index()
@@ -126,7 +125,7 @@ def constraint_check(spectra: pd.DataFrame, variants: pd.DataFrame) -> pd.DataFr
     of its recurrent weight over every probe of every run (0 when it held exactly)."""
     v = settings(variants)
     names = v.loc[v["constraint"] == "orthogonal", "variant"] if len(v) else []
-    s = ensure(spectra, {"variant": None, "spectral_norm": math.nan})
+    s = spectra
     rows = [
         {"variant": n, "probes": int((s["variant"] == n).sum()),
          "deviation": float((s.loc[s["variant"] == n, "spectral_norm"] - 1).abs().max())}
@@ -180,7 +179,7 @@ def mitigation_gains(
     cols = ["remedy", "variant", "baseline", "task", "cite", "pairs", "solved", "solved_base",
             "gain", "rate", "rate_base", "horizon", "horizon_censored", "horizon_base",
             "horizon_base_censored", "critical", "critical_base"]  # fmt: skip
-    r = ensure(runs, {"variant": None, "status": None})
+    r = runs
     v = settings(variants if variants is not None and len(variants) else r)
     dec = init_decay(decay, variants)
     dec = dec[dec["longest"]] if len(dec) else dec
@@ -241,7 +240,7 @@ class CostSummary:
 def cost_by_cell(cost: pd.DataFrame) -> CostSummary:
     """Milliseconds per training step per cell (mean over its variants) at the longest
     trained length of each task, and the ratio to the fastest cell there."""
-    c = ensure(cost, {"seconds_per_step": math.nan, "device": None, "threads": math.nan})
+    c = cost
     out = CostSummary()
     if not len(c):
         out.by_cell = pd.DataFrame(columns=["task", "length", "cell", "ms_per_step", "ratio"])
