@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -107,3 +108,56 @@ def test_console_script_help():
         check=True,
     ).stdout
     assert "--length T" in out and "--variant NAME" in out
+
+
+def _config_file(config: dict, tmp_path: Path) -> Path:
+    import yaml
+
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_aggregate_and_figure_commands_give_what_the_workflow_rules_give(
+    results_tree, tables_dir, figures_dir, tmp_path, capsys
+):
+    import matplotlib.image
+
+    from rnngrad.aggregate import TABLES
+
+    root, config = results_tree
+    cfg = _config_file(config, tmp_path)
+    out = tmp_path / "tables"
+    assert main(["aggregate", "--config", str(cfg), "--results", str(root), "--out", str(out)]) == 0
+    for name in TABLES:
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(out / f"{name}.parquet"),
+            pd.read_parquet(tables_dir / f"{name}.parquet"),
+        )
+    stem = tmp_path / "fig" / "decay_init"
+    assert main(["figure", "decay_init", "--config", str(cfg), "--tables", str(out),
+                 "--out", str(stem)]) == 0  # fmt: skip
+    drawn = matplotlib.image.imread(stem.with_suffix(".png"))
+    assert (drawn == matplotlib.image.imread(figures_dir / "decay_init.png")).all()
+    assert stem.with_suffix(".svg").stat().st_size > 0
+    capsys.readouterr()
+    assert main(["figure", "nope", "--config", str(cfg), "--tables", str(out)]) == 1
+    assert "decay_init" in capsys.readouterr().err  # the error lists the figures
+
+
+@pytest.mark.slow
+def test_render_command_renders_the_report_with_its_config(
+    results_tree, tables_dir, figures_dir, tmp_path
+):
+    root, config = results_tree
+    cfg = _config_file(config, tmp_path)
+    html = tmp_path / "report.html"
+    argv = ["render", "--config", str(cfg), "--tables", str(tables_dir), "--figures",
+            str(figures_dir), "--out", str(html), "--renderer", "jupyter-fallback"]  # fmt: skip
+    assert main(argv) == 0
+    from rnngrad.config import reproduce_commands
+
+    page = html.read_text()  # the Reproducibility section names the config and the command
+    text = re.sub(r"<[^>]+>", "", page)  # the command's words are highlighted one by one
+    assert f"<code>{cfg}</code>" in page
+    assert reproduce_commands([str(cfg)])[0] in text

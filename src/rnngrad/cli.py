@@ -1,4 +1,5 @@
-"""The `rnngrad` command: train one run, probe at initialisation, list variants, check a config.
+"""The `rnngrad` command: train one run, probe at initialisation, aggregate the results
+into tables, draw a figure, render the report; list variants, check or plan a config.
 
 The Snakemake workflow calls the same library functions; this command is for
 running or debugging one piece by hand.
@@ -25,6 +26,9 @@ examples:
   rnngrad train --task adding --length 50 --variant lstm --seed 0 --out /tmp/run
   rnngrad train --task copy --length 20 --variant gru --seed 1 --steps 200 --out /tmp/r
   rnngrad probe --task adding --length 500 --variant rnn --seeds 10 --out /tmp/p.parquet
+  rnngrad aggregate --results results      the tables of a results folder (results/tables)
+  rnngrad figure decay_init                one figure from results/tables (results/figures)
+  rnngrad render                           the report from results/tables and results/figures
 
 Settings not given on the command line come from the config's `train:` section;
 variants come from its `variants:` mapping. The whole grid runs with `snakemake --cores 8`.
@@ -102,6 +106,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="probe batch (default: config probes.batch_size)",
     )
     p.add_argument("--out", required=True, type=Path, metavar="FILE", help="output parquet file")
+
+    p = sub.add_parser(
+        "aggregate", help="build the tables from a results folder's runs, probes and benchmarks"
+    )
+    _common(p)
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results"),
+        metavar="DIR",
+        help="results folder with runs/, probes/, benchmarks/ (default: results)",
+    )
+    p.add_argument("--out", type=Path, metavar="DIR", help="tables folder (default: DIR/tables)")
+
+    p = sub.add_parser("figure", help="draw one figure (png and svg) from the tables")
+    _common(p)
+    p.add_argument("name", help="a figure of rnngrad.figures.FIGURES")
+    p.add_argument("--tables", type=Path, default=Path("results/tables"), metavar="DIR")
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="STEM",
+        help="output path without extension (default: results/figures/NAME)",
+    )
+
+    p = sub.add_parser(
+        "render", help="render the report to self-contained HTML (Quarto when on PATH)"
+    )
+    _common(p)
+    p.add_argument("--qmd", type=Path, default=Path("report/report.qmd"), metavar="FILE")
+    p.add_argument("--tables", type=Path, default=Path("results/tables"), metavar="DIR")
+    p.add_argument("--figures", type=Path, default=Path("results/figures"), metavar="DIR")
+    p.add_argument("--out", type=Path, default=Path("results/report/report.html"), metavar="FILE")
+    p.add_argument("--renderer", default="auto", choices=["auto", "quarto", "jupyter-fallback"])
 
     p = sub.add_parser("variants", help="list the variants defined in a config")
     _common(p)
@@ -265,6 +303,45 @@ def _cmd_plan(args, cfg: dict) -> int:
     return 0
 
 
+def _cmd_aggregate(args, cfg: dict) -> int:
+    from rnngrad.aggregate import aggregate
+
+    out = args.out or args.results / "tables"
+    tables = aggregate(args.results, out, cfg)
+    print(f"{len(tables)} tables ({sum(map(len, tables.values()))} rows) -> {out}")
+    return 0
+
+
+def _cmd_figure(args, cfg: dict) -> int:
+    from rnngrad.figures import make_figure
+
+    out = args.out or Path("results/figures") / args.name
+    paths = make_figure(args.name, args.tables, out, cfg)
+    print(" ".join(map(str, paths)))
+    return 0
+
+
+def _cmd_render(args, cfg: dict) -> int:
+    from rnngrad.render import render_report
+
+    files = [str(args.config)]
+    params = {
+        "tables_dir": str(args.tables),
+        "figures_dir": str(args.figures),
+        "config": cfg,
+        "anchors_file": str(args.qmd.parent / "anchors.csv"),
+        "config_hash": cfgmod.config_hash(cfg),
+        "config_files": files,
+        "commands": cfgmod.reproduce_commands(files),
+    }
+    used = render_report(args.qmd, args.out, params, renderer=args.renderer)
+    print(f"rendered {args.out} with {used}")
+    return 0
+
+
+_ANALYSIS = {"aggregate": _cmd_aggregate, "figure": _cmd_figure, "render": _cmd_render}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -290,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_variants(cfg)
         if args.command == "train":
             return _cmd_train(args, cfg)
+        if args.command in _ANALYSIS:
+            return _ANALYSIS[args.command](args, cfg)
         return _cmd_probe(args, cfg)
     except (cfgmod.ConfigError, ValueError, RuntimeError, OSError) as err:
         # one line, no traceback: a bad config, argument or path is the user's to fix

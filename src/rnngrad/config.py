@@ -46,6 +46,7 @@ __all__ = [
     "climb_criterion",
     "horizon_length",
     "config_hash",
+    "reproduce_commands",
     "GridPoint",
     "run_spec",
     "read_yaml",
@@ -341,6 +342,12 @@ def config_hash(cfg: dict) -> str:
     """A short stable hash of the resolved config, written beside every result."""
     blob = json.dumps(cfg, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def reproduce_commands(config_files: list[str]) -> list[str]:
+    """The command that reproduces a report from its config files (the report prints it)."""
+    files = " ".join(f"--configfile {p}" for p in config_files)
+    return [f"snakemake --cores all --workflow-profile workflow/profiles/default {files}".strip()]
 
 
 def run_spec(cfg: dict | Config, point: GridPoint, *, threads: int = 1, **overrides) -> RunSpec:
