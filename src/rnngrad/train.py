@@ -12,11 +12,9 @@ evaluated once and which alone decides `status`; and the probe batch.
 A NaN or inf loss or gradient norm ends the run as `diverged`, recorded at the step it
 occurred, with a complete summary. The per-step values stay on the device until the
 curve is flushed (at evaluations, probes and checkpoints), so there is no host sync per
-step; the first bad step is found then. A checkpoint (model, optimiser, step, curve so
-far) is written every `checkpoint_every` steps, so a killed run resumes where it stopped
-and ends with the same numbers as an uninterrupted one: batches are a pure function of
-(seed, step). On CUDA, TF32 is off for matmul and cuDNN (the fused and unrolled paths
-must agree to 1e-5), and the summary records it.
+step; the first bad step is found then. A checkpoint (rnngrad.checkpoints) is written
+every `checkpoint_every` steps. On CUDA, TF32 is off for matmul and cuDNN (the fused and
+unrolled paths must agree to 1e-5), and the summary records it.
 """
 
 from __future__ import annotations
@@ -33,9 +31,10 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from rnngrad import native, tasks
+from rnngrad import checkpoints, native, tasks
+from rnngrad.checkpoints import RunState
 from rnngrad.columns import CURVE_COLUMNS, HORIZON_COLUMNS, RUN_FILES
-from rnngrad.io import atomic_path, discard_temporaries, write_json, write_parquet
+from rnngrad.io import discard_temporaries, write_json, write_parquet
 from rnngrad.models import build_model
 from rnngrad.probes import TRAIN_JAC_EXAMPLES, gradient_profile, weight_spectra
 from rnngrad.settings import RunSpec
@@ -51,7 +50,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_VERSION = 1
 TEST_CHUNK = 250_000  # examples x steps per forward pass of the test evaluation (memory)
 
 
@@ -124,72 +122,7 @@ def _git_commit() -> str:
         return "unknown"
 
 
-class _State:
-    """What a checkpoint holds besides the model and optimiser: plain lists and numbers."""
-
-    def __init__(self) -> None:
-        self.step = 0
-        self.curve: dict[str, list] = {
-            k: [] for k in ("step", "loss", "grad_norm", "clipped", "elapsed")
-        }
-        self.evals: dict[str, list] = {"step": [], "metric": [], "eval_loss": []}
-        self.probes: list[dict] = []
-        self.spectra: list[dict] = []
-        self.horizon: dict | None = None  # the final model's profile at horizon_length
-        self.steps_to_solve: int | None = None
-        self.diverged_at: int | None = None
-        self.elapsed = 0.0  # seconds of training before this process (resumed runs)
-
-    def to_dict(self) -> dict:
-        return dict(vars(self))
-
-    @classmethod
-    def from_dict(cls, d: dict) -> _State:
-        state = cls()
-        vars(state).update(d)
-        return state
-
-
-def _save_checkpoint(path: Path, spec: RunSpec, model, opt, state: _State) -> None:
-    blob = {
-        "version": CHECKPOINT_VERSION,
-        "identity": spec.identity(),
-        "model": model.state_dict(),
-        "optimizer": opt.state_dict(),
-        "state": state.to_dict(),
-    }
-    with atomic_path(path) as tmp:
-        torch.save(blob, tmp)
-
-
-def _load_checkpoint(path: Path, spec: RunSpec, model, opt) -> _State | None:
-    """Restore a checkpoint of this very run; anything else is reported and ignored.
-
-    weights_only=True: a checkpoint is data, never code (a tampered file cannot run
-    anything). After a failed load the caller must rebuild model and optimiser, which
-    may hold part of the checkpoint.
-    """
-    if not path.exists():
-        return None
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(blob, dict) or blob.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(f"not an rnngrad checkpoint of version {CHECKPOINT_VERSION}")
-        if blob.get("identity") != spec.identity():
-            log.warning("checkpoint %s belongs to another run spec; starting over", path)
-            return None
-        model.load_state_dict(blob["model"])
-        opt.load_state_dict(blob["optimizer"])
-        state = _State.from_dict(blob["state"])
-        if not 0 < state.step <= spec.steps or len(state.curve["step"]) != state.step:
-            raise ValueError(f"inconsistent state at step {state.step}")
-        return state
-    except Exception as err:  # noqa: BLE001 (any unreadable checkpoint: start over)
-        log.warning("checkpoint %s is unreadable (%s); starting over", path, err)
-        return None
-
-
-def _probe(model, x, y, task: str, probe_step: int, state: _State) -> None:
+def _probe(model, x, y, task: str, probe_step: int, state: RunState) -> None:
     profile = gradient_profile(model, x, y, task, jac_examples=TRAIN_JAC_EXAMPLES)
     profile.insert(0, "probe_step", probe_step)
     state.probes.append(profile.to_dict(orient="list"))
@@ -198,7 +131,7 @@ def _probe(model, x, y, task: str, probe_step: int, state: _State) -> None:
     state.spectra.append(spectra.to_dict(orient="list"))
 
 
-def _horizon_probe(model, spec: RunSpec, device, state: _State) -> None:
+def _horizon_probe(model, spec: RunSpec, device, state: RunState) -> None:
     """The final model's gradient profile at the common length spec.horizon_length.
 
     A model trained at any length runs at any other (its weights do not depend on T), so
@@ -272,11 +205,11 @@ def _train(spec, out_dir, ckpt, device, tf32, config_hash, probe, progress) -> d
         for stale in discard_temporaries(path):
             log.info("removed %s, left by a killed run", stale)
     model, params, opt = fresh()
-    state = _load_checkpoint(ckpt, spec, model, opt)
+    state = checkpoints.load(ckpt, spec, model, opt)
     resumed_from = state.step if state is not None else None
     if state is None and ckpt.exists():
         model, params, opt = fresh()  # a refused checkpoint may have been loaded in part
-    state = state or _State()
+    state = state or RunState()
     after_step = getattr(model, "after_step", None)  # e.g. IndRNN's projection of |u|
 
     threshold = task.solve_threshold if spec.solve_threshold is None else spec.solve_threshold
@@ -367,7 +300,7 @@ def _train(spec, out_dir, ckpt, device, tf32, config_hash, probe, progress) -> d
             _probe(model, x_probe, y_probe, spec.task, state.step, state)
         if at_ckpt and state.steps_to_solve is None and state.step < spec.steps:
             state.elapsed = time.perf_counter() - t0
-            _save_checkpoint(ckpt, spec, model, opt, state)
+            checkpoints.save(ckpt, spec, model, opt, state)
     flush()
     bar.close()
     wall = time.perf_counter() - t0
@@ -492,7 +425,7 @@ def _summary(spec, state, task, threshold, test, wall, run, config_hash) -> dict
     }
 
 
-def _write_outputs(out_dir: Path, state: _State, summary: dict) -> None:
+def _write_outputs(out_dir: Path, state: RunState, summary: dict) -> None:
     curve = pd.DataFrame(state.curve)
     evals = pd.DataFrame(state.evals)
     curve = curve.merge(evals, on="step", how="left")[list(CURVE_COLUMNS)]
