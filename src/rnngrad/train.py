@@ -13,13 +13,12 @@ A NaN or inf loss or gradient norm ends the run as `diverged`, recorded at the s
 occurred, with a complete summary. The per-step values stay on the device until the
 curve is flushed (at evaluations, probes and checkpoints), so there is no host sync per
 step; the first bad step is found then. A checkpoint (rnngrad.checkpoints) is written
-every `checkpoint_every` steps. On CUDA, TF32 is off for matmul and cuDNN (the fused and
-unrolled paths must agree to 1e-5), and the summary records it.
+every `checkpoint_every` steps. On CUDA, TF32 is off for matmul and cuDNN (the fused
+and unrolled paths must agree to 1e-5; rnngrad.device), and the summary records it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import subprocess
@@ -34,6 +33,7 @@ from tqdm import tqdm
 from rnngrad import checkpoints, native, tasks
 from rnngrad.checkpoints import RunState
 from rnngrad.columns import CURVE_COLUMNS, HORIZON_COLUMNS, RUN_FILES
+from rnngrad.device import flush_denormals, flushing_subnormals, no_tf32, resolve_device
 from rnngrad.io import discard_temporaries, write_json, write_parquet
 from rnngrad.models import build_model
 from rnngrad.probes import TRAIN_JAC_EXAMPLES, gradient_profile, weight_spectra
@@ -51,65 +51,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 TEST_CHUNK = 250_000  # examples x steps per forward pass of the test evaluation (memory)
-
-
-def resolve_device(device: str) -> torch.device:
-    """auto -> cuda when available, else cpu; cuda without a GPU is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was asked for, but torch sees no CUDA device")
-    return torch.device(device)
-
-
-@contextlib.contextmanager
-def no_tf32(device: torch.device):
-    """TF32 off for matmul and cuDNN while on CUDA (restored after); nothing elsewhere.
-
-    Yields:
-        whether TF32 could act (always False on CUDA inside the block, False on the CPU,
-        which has no TF32).
-    """
-    if device.type != "cuda":
-        yield False
-        return
-    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
-    saved = matmul.allow_tf32, cudnn.allow_tf32
-    matmul.allow_tf32 = cudnn.allow_tf32 = False
-    try:
-        yield bool(matmul.allow_tf32 or cudnn.allow_tf32)
-    finally:
-        matmul.allow_tf32, cudnn.allow_tf32 = saved
-
-
-def flushing_subnormals() -> bool:
-    """Whether the CPU flushes subnormal floats to zero now (torch.set_flush_denormal)."""
-    tiny = torch.tensor(1e-39, dtype=torch.float32)  # below float32's smallest normal
-    return bool(tiny * torch.tensor(1.0) == 0)
-
-
-@contextlib.contextmanager
-def flush_denormals(device: torch.device):
-    """Subnormal floats flushed to zero on the CPU while training (the state before is
-    restored after).
-
-    A vanishing float32 gradient passes through the subnormal range (below 1.2e-38),
-    where x86 arithmetic is about a hundred times slower: with subnormals kept, one LSTM
-    step at T = 1000 took 1.1 s here instead of 0.12-0.2 s (benchmarks/bench_scan.py).
-    Flushing changes only values below 1.2e-38 in float32 (2.2e-308 in float64), far
-    under Adam's epsilon; the float64 probes report norms down to 1e-300.
-    """
-    if device.type != "cpu":
-        yield
-        return
-    before = flushing_subnormals()
-    if not torch.set_flush_denormal(True):
-        yield
-        return
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(before)
 
 
 def _git_commit() -> str:
