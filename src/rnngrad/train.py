@@ -12,16 +12,12 @@ evaluated once and which alone decides `status`; and the probe batch.
 A NaN or inf loss or gradient norm ends the run as `diverged`, recorded at the step it
 occurred, with a complete summary. The per-step values stay on the device until the
 curve is flushed (at evaluations, probes and checkpoints), so there is no host sync per
-step; the first bad step is found then. A checkpoint (model, optimiser, step, curve so
-far) is written every `checkpoint_every` steps, so a killed run resumes where it stopped
-and ends with the same numbers as an uninterrupted one: batches are a pure function of
-(seed, step). On CUDA, TF32 is off for matmul and cuDNN (the fused and unrolled paths
-must agree to 1e-5), and the summary records it.
+step; the first bad step is found then. A checkpoint (rnngrad.checkpoints) is written
+every `checkpoint_every` steps. TF32 off on CUDA, subnormals flushed on the CPU: rnngrad.device.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import subprocess
@@ -33,9 +29,11 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from rnngrad import native, tasks
+from rnngrad import checkpoints, native, tasks
+from rnngrad.checkpoints import RunState
 from rnngrad.columns import CURVE_COLUMNS, HORIZON_COLUMNS, RUN_FILES
-from rnngrad.io import atomic_path, discard_temporaries, write_json, write_parquet
+from rnngrad.device import flush_denormals, flushing_subnormals, no_tf32, resolve_device
+from rnngrad.io import discard_temporaries, write_json, write_parquet
 from rnngrad.models import build_model
 from rnngrad.probes import TRAIN_JAC_EXAMPLES, gradient_profile, weight_spectra
 from rnngrad.settings import RunSpec
@@ -51,67 +49,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_VERSION = 1
 TEST_CHUNK = 250_000  # examples x steps per forward pass of the test evaluation (memory)
-
-
-def resolve_device(device: str) -> torch.device:
-    """auto -> cuda when available, else cpu; cuda without a GPU is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was asked for, but torch sees no CUDA device")
-    return torch.device(device)
-
-
-@contextlib.contextmanager
-def no_tf32(device: torch.device):
-    """TF32 off for matmul and cuDNN while on CUDA (restored after); nothing elsewhere.
-
-    Yields:
-        whether TF32 could act (always False on CUDA inside the block, False on the CPU,
-        which has no TF32).
-    """
-    if device.type != "cuda":
-        yield False
-        return
-    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
-    saved = matmul.allow_tf32, cudnn.allow_tf32
-    matmul.allow_tf32 = cudnn.allow_tf32 = False
-    try:
-        yield bool(matmul.allow_tf32 or cudnn.allow_tf32)
-    finally:
-        matmul.allow_tf32, cudnn.allow_tf32 = saved
-
-
-def flushing_subnormals() -> bool:
-    """Whether the CPU flushes subnormal floats to zero now (torch.set_flush_denormal)."""
-    tiny = torch.tensor(1e-39, dtype=torch.float32)  # below float32's smallest normal
-    return bool(tiny * torch.tensor(1.0) == 0)
-
-
-@contextlib.contextmanager
-def flush_denormals(device: torch.device):
-    """Subnormal floats flushed to zero on the CPU while training (the state before is
-    restored after).
-
-    A vanishing float32 gradient passes through the subnormal range (below 1.2e-38),
-    where x86 arithmetic is about a hundred times slower: with subnormals kept, one LSTM
-    step at T = 1000 took 1.1 s here instead of 0.12-0.2 s (benchmarks/bench_scan.py).
-    Flushing changes only values below 1.2e-38 in float32 (2.2e-308 in float64), far
-    under Adam's epsilon; the float64 probes report norms down to 1e-300.
-    """
-    if device.type != "cpu":
-        yield
-        return
-    before = flushing_subnormals()
-    if not torch.set_flush_denormal(True):
-        yield
-        return
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(before)
 
 
 def _git_commit() -> str:
@@ -124,103 +62,11 @@ def _git_commit() -> str:
         return "unknown"
 
 
-class _State:
-    """What a checkpoint holds besides the model and optimiser: plain lists and numbers."""
-
-    def __init__(self) -> None:
-        self.step = 0
-        self.curve: dict[str, list] = {
-            k: [] for k in ("step", "loss", "grad_norm", "clipped", "elapsed")
-        }
-        self.evals: dict[str, list] = {"step": [], "metric": [], "eval_loss": []}
-        self.probes: list[dict] = []
-        self.spectra: list[dict] = []
-        self.horizon: dict | None = None  # the final model's profile at horizon_length
-        self.steps_to_solve: int | None = None
-        self.diverged_at: int | None = None
-        self.elapsed = 0.0  # seconds of training before this process (resumed runs)
-
-    def to_dict(self) -> dict:
-        return dict(vars(self))
-
-    @classmethod
-    def from_dict(cls, d: dict) -> _State:
-        state = cls()
-        vars(state).update(d)
-        return state
-
-
-def _save_checkpoint(path: Path, spec: RunSpec, model, opt, state: _State) -> None:
-    blob = {
-        "version": CHECKPOINT_VERSION,
-        "identity": spec.identity(),
-        "model": model.state_dict(),
-        "optimizer": opt.state_dict(),
-        "state": state.to_dict(),
-    }
-    with atomic_path(path) as tmp:
-        torch.save(blob, tmp)
-
-
-def _load_checkpoint(path: Path, spec: RunSpec, model, opt) -> _State | None:
-    """Restore a checkpoint of this very run; anything else is reported and ignored.
-
-    weights_only=True: a checkpoint is data, never code (a tampered file cannot run
-    anything). After a failed load the caller must rebuild model and optimiser, which
-    may hold part of the checkpoint.
-    """
-    if not path.exists():
-        return None
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(blob, dict) or blob.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(f"not an rnngrad checkpoint of version {CHECKPOINT_VERSION}")
-        if blob.get("identity") != spec.identity():
-            log.warning("checkpoint %s belongs to another run spec; starting over", path)
-            return None
-        model.load_state_dict(blob["model"])
-        opt.load_state_dict(blob["optimizer"])
-        state = _State.from_dict(blob["state"])
-        if not 0 < state.step <= spec.steps or len(state.curve["step"]) != state.step:
-            raise ValueError(f"inconsistent state at step {state.step}")
-        return state
-    except Exception as err:  # noqa: BLE001 (any unreadable checkpoint: start over)
-        log.warning("checkpoint %s is unreadable (%s); starting over", path, err)
-        return None
-
-
-def _probe(model, x, y, task: str, probe_step: int, state: _State) -> None:
+def _probe(model, x, y, task: str, probe_step: int, state: RunState) -> None:
     profile = gradient_profile(model, x, y, task, jac_examples=TRAIN_JAC_EXAMPLES)
-    profile.insert(0, "probe_step", probe_step)
-    state.probes.append(profile.to_dict(orient="list"))
-    spectra = weight_spectra(model)
-    spectra.insert(0, "probe_step", probe_step)
-    state.spectra.append(spectra.to_dict(orient="list"))
-
-
-def _horizon_probe(model, spec: RunSpec, device, state: _State) -> None:
-    """The final model's gradient profile at the common length spec.horizon_length.
-
-    A model trained at any length runs at any other (its weights do not depend on T), so
-    the horizon of every trained model of a task is measured at one length, not capped
-    by the length it happened to be trained at. One Jacobian example: the bound is
-    checked at the trained length already.
-    """
-    x, y = tasks.make_batch(
-        spec.task, spec.horizon_length, spec.probe_batch, spec.seed, 0, device, stream="probe"
-    )
-    profile = gradient_profile(model, x, y, spec.task, jac_examples=1)
-    profile.insert(0, "probe_length", spec.horizon_length)
-    profile.insert(0, "probe_step", state.step)
-    state.horizon = profile.to_dict(orient="list")
-
-
-def _frames(records: list[dict]) -> pd.DataFrame:
-    return (
-        pd.concat([pd.DataFrame(r) for r in records], ignore_index=True)
-        if records
-        else pd.DataFrame()
-    )
+    for frame, records in ((profile, state.probes), (weight_spectra(model), state.spectra)):
+        frame.insert(0, "probe_step", probe_step)
+        records.append(frame.to_dict(orient="list"))
 
 
 def train_run(
@@ -256,64 +102,113 @@ def train_run(
     torch.set_num_threads(spec.threads)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = False
-    with no_tf32(device) as tf32, flush_denormals(device):
-        return _train(spec, out_dir, ckpt, device, tf32, config_hash, probe, progress)
-
-
-def _train(spec, out_dir, ckpt, device, tf32, config_hash, probe, progress) -> dict:
-    task = tasks.get_task(spec.task)
-
-    def fresh():
-        model = build_model(spec.model, spec.task, length=spec.length, seed=spec.seed).to(device)
-        params = [p for p in model.parameters() if p.requires_grad]
-        return model, params, torch.optim.Adam(params, lr=spec.effective_lr)
-
     for path in (ckpt, *(out_dir / name for name in RUN_FILES)):
         for stale in discard_temporaries(path):
             log.info("removed %s, left by a killed run", stale)
-    model, params, opt = fresh()
-    state = _load_checkpoint(ckpt, spec, model, opt)
-    resumed_from = state.step if state is not None else None
-    if state is None and ckpt.exists():
-        model, params, opt = fresh()  # a refused checkpoint may have been loaded in part
-    state = state or _State()
-    after_step = getattr(model, "after_step", None)  # e.g. IndRNN's projection of |u|
+    with no_tf32(device) as tf32, flush_denormals(device):
+        run = _Run(spec, device, ckpt, probe=probe)
+        run.train(progress)
+        run.finish()
+        summary = run.summary(tf32, config_hash)
+        _write_outputs(out_dir, run.state, summary)
+    ckpt.unlink(missing_ok=True)
+    return summary
 
-    threshold = task.solve_threshold if spec.solve_threshold is None else spec.solve_threshold
-    x_eval, y_eval = tasks.make_batch(
-        spec.task, spec.length, spec.eval_size, spec.seed, 0, device, stream="eval"
-    )
-    x_probe, y_probe = tasks.make_batch(
-        spec.task, spec.length, spec.probe_batch, spec.seed, 0, device, stream="probe"
-    )
-    clip = spec.model.clip_norm
-    if probe and state.step == 0 and not state.probes:
-        _probe(model, x_probe, y_probe, spec.task, 0, state)
 
-    bar = tqdm(
-        total=spec.steps,
-        initial=state.step,
-        file=sys.stderr,
-        mininterval=5.0,
-        disable=not progress,
-        desc=f"{spec.task} T={spec.length} {spec.variant} seed={spec.seed}",
-    )
-    t0 = time.perf_counter() - state.elapsed
-    pending: list[tuple[torch.Tensor, torch.Tensor]] = []  # (loss, grad_norm) not yet synced
+class _Run:
+    """One run: train() steps, evaluates, probes and checkpoints; finish() probes and tests the
+    final weights; summary() reports. Resumes from its checkpoint when there is one."""
 
-    def flush() -> bool:
-        """Move pending per-step values to the host in one sync; False once one is not finite.
+    def __init__(self, spec: RunSpec, device: torch.device, ckpt: Path, *, probe: bool):
+        self.spec, self.device, self.ckpt, self.probing = spec, device, ckpt, probe
+        self.task = tasks.get_task(spec.task)
+        self._build()
+        state = checkpoints.load(ckpt, spec, self.model, self.opt)
+        self.resumed_from = state.step if state is not None else None
+        if state is None and ckpt.exists():
+            self._build()  # a refused checkpoint may have been loaded in part
+        self.state = state or RunState()
+        self.after_step = getattr(self.model, "after_step", None)  # e.g. IndRNN's |u| bound
+        threshold = spec.solve_threshold
+        self.threshold = self.task.solve_threshold if threshold is None else threshold
+        self.eval_batch = self._fixed_batch(spec.length, spec.eval_size, "eval")
+        self.probe_batch = self._fixed_batch(spec.length, spec.probe_batch, "probe")
+        self.clip = spec.model.clip_norm
+        self.pending: list[tuple[torch.Tensor, torch.Tensor]] = []  # (loss, norm) on the device
+        self.t0 = self.wall = 0.0
+        self.test: tuple[float | None, float | None] = (None, None)  # (loss, metric)
 
-        The curve keeps the steps up to and including the first whose loss or gradient
-        norm is NaN or inf, and the run is diverged at that step.
-        """
+    def _fixed_batch(self, length: int, size: int, stream: str):
+        spec = self.spec
+        return tasks.make_batch(spec.task, length, size, spec.seed, 0, self.device, stream=stream)
+
+    def _build(self) -> None:
+        spec = self.spec
+        model = build_model(spec.model, spec.task, length=spec.length, seed=spec.seed)
+        self.model = model.to(self.device)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.Adam(self.params, lr=spec.effective_lr)
+
+    def train(self, progress: bool) -> None:
+        spec, state = self.spec, self.state
+        if self.probing and state.step == 0 and not state.probes:
+            self.probe()
+        self.bar = tqdm(
+            total=spec.steps,
+            initial=state.step,
+            file=sys.stderr,
+            mininterval=5.0,
+            disable=not progress,
+            desc=f"{spec.task} T={spec.length} {spec.variant} seed={spec.seed}",
+        )
+        self.t0 = time.perf_counter() - state.elapsed
+        while state.step < spec.steps and state.steps_to_solve is None:  # or a divergence breaks
+            self.step()
+            at_eval = state.step % spec.eval_every == 0 or state.step == spec.steps
+            at_probe = self.probing and spec.probe_every > 0 and state.step % spec.probe_every == 0
+            at_ckpt = state.step % spec.checkpoint_every == 0
+            if not (at_eval or at_probe or at_ckpt):
+                continue
+            if not self.flush() or (at_eval and not self.evaluate()):
+                break
+            if at_probe:
+                self.probe()
+            if at_ckpt and state.steps_to_solve is None and state.step < spec.steps:
+                self.checkpoint()
+        self.flush()
+        self.bar.close()
+        self.wall = time.perf_counter() - self.t0
+
+    def step(self) -> None:
+        spec = self.spec
+        x, y = tasks.make_batch(
+            spec.task, spec.length, spec.batch_size, spec.seed, self.state.step, self.device
+        )
+        loss = tasks.loss(spec.task, self.model(x), y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grads = [p.grad for p in self.params if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm(grads, error_if_nonfinite=False)
+        if self.clip is not None:
+            torch.nn.utils.clip_grads_with_norm_(self.params, self.clip, norm)
+        self.opt.step()
+        if self.after_step is not None:
+            self.after_step()
+        self.state.step += 1
+        self.bar.update(1)
+        self.pending.append((loss.detach(), norm.detach()))
+
+    def flush(self) -> bool:
+        # One host sync for all pending steps. The curve keeps the steps up to and including
+        # the first with a NaN or inf loss or gradient norm; the run diverged at that step.
+        state, pending = self.state, self.pending
         if not pending:
             return True
         losses = torch.stack([p[0] for p in pending]).double().cpu()
         norms = torch.stack([p[1] for p in pending]).double().cpu()
         first = state.step - len(pending) + 1
         pending.clear()
-        now = time.perf_counter() - t0
+        now = time.perf_counter() - self.t0
         bad = ~(torch.isfinite(losses) & torch.isfinite(norms))
         ok = not bool(bad.any())
         n = len(losses) if ok else int(bad.nonzero()[0]) + 1
@@ -321,87 +216,124 @@ def _train(spec, out_dir, ckpt, device, tf32, config_hash, probe, progress) -> d
             state.curve["step"].append(first + i)
             state.curve["loss"].append(float(losses[i]))
             state.curve["grad_norm"].append(float(norms[i]))
-            state.curve["clipped"].append(bool(clip is not None and norms[i] > clip))
+            state.curve["clipped"].append(bool(self.clip is not None and norms[i] > self.clip))
             state.curve["elapsed"].append(now)
         if not ok:
             state.diverged_at = state.step = first + n - 1
         return ok
 
-    while state.step < spec.steps and state.steps_to_solve is None and state.diverged_at is None:
-        x, y = tasks.make_batch(
-            spec.task, spec.length, spec.batch_size, spec.seed, state.step, device
-        )
-        loss = tasks.loss(spec.task, model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grads = [p.grad for p in params if p.grad is not None]
-        norm = torch.nn.utils.get_total_norm(grads, error_if_nonfinite=False)
-        if clip is not None:
-            torch.nn.utils.clip_grads_with_norm_(params, clip, norm)
-        opt.step()
-        if after_step is not None:
-            after_step()
-        state.step += 1
-        bar.update(1)
-        pending.append((loss.detach(), norm.detach()))
+    def evaluate(self) -> bool:
+        state = self.state
+        eval_loss, value = _evaluate(self.model, self.spec.task, *self.eval_batch)
+        if not math.isfinite(eval_loss):
+            state.diverged_at = state.step
+            return False
+        state.evals["step"].append(state.step)
+        state.evals["metric"].append(value)
+        state.evals["eval_loss"].append(eval_loss)
+        self.bar.set_postfix({self.task.metric_name: f"{value:.4g}"}, refresh=False)
+        if tasks.is_solved(self.spec.task, value, self.threshold):
+            state.steps_to_solve = state.step
+        return True
 
-        at_eval = state.step % spec.eval_every == 0 or state.step == spec.steps
-        at_probe = probe and spec.probe_every > 0 and state.step % spec.probe_every == 0
-        at_ckpt = state.step % spec.checkpoint_every == 0
-        if not (at_eval or at_probe or at_ckpt):
-            continue
-        if not flush():
-            break
-        if at_eval:
-            eval_loss, value = _evaluate(model, spec.task, x_eval, y_eval)
-            if not math.isfinite(eval_loss):
-                state.diverged_at = state.step
-                break
-            state.evals["step"].append(state.step)
-            state.evals["metric"].append(value)
-            state.evals["eval_loss"].append(eval_loss)
-            bar.set_postfix({task.metric_name: f"{value:.4g}"}, refresh=False)
-            if tasks.is_solved(spec.task, value, threshold):
-                state.steps_to_solve = state.step
-        if at_probe:
-            _probe(model, x_probe, y_probe, spec.task, state.step, state)
-        if at_ckpt and state.steps_to_solve is None and state.step < spec.steps:
-            state.elapsed = time.perf_counter() - t0
-            _save_checkpoint(ckpt, spec, model, opt, state)
-    flush()
-    bar.close()
-    wall = time.perf_counter() - t0
+    def probe(self) -> None:
+        _probe(self.model, *self.probe_batch, self.spec.task, self.state.step, self.state)
 
-    last_probe = state.probes[-1]["probe_step"][0] if state.probes else None
-    if probe and state.diverged_at is None and last_probe != state.step:
-        _probe(model, x_probe, y_probe, spec.task, state.step, state)
-    if probe and state.diverged_at is None and spec.horizon_length is not None:
-        _horizon_probe(model, spec, device, state)
-    test = _test(spec, model, device) if state.diverged_at is None else (None, None)
+    def checkpoint(self) -> None:
+        self.state.elapsed = time.perf_counter() - self.t0
+        checkpoints.save(self.ckpt, self.spec, self.model, self.opt, self.state)
 
-    scan, dtype = model.scan_method(), next(model.parameters()).dtype
-    run = {
-        "device": device,
-        "tf32": tf32,
-        "scan": scan,
-        # why minGRU on a CPU trains without its compiled kernel ("" when it has it), and
-        # what compiled it when it does (the two round differently: rnngrad.native)
-        "scan_reason": native.why_unavailable(dtype) if scan == "fused" else "",
-        "native_compiler": native.compiler() if scan == "native" else "",
-        "resumed_from": resumed_from,
-    }
-    summary = _summary(spec, state, task, threshold, test, wall, run, config_hash)
-    _write_outputs(out_dir, state, summary)
-    ckpt.unlink(missing_ok=True)
-    return summary
+    def finish(self) -> None:
+        state = self.state
+        if state.diverged_at is not None:
+            return
+        last_probe = state.probes[-1]["probe_step"][0] if state.probes else None
+        if self.probing and last_probe != state.step:
+            self.probe()
+        if self.probing and self.spec.horizon_length is not None:
+            self.probe_horizon()
+        self.test = self._test()
+
+    def _test(self) -> tuple[float | None, float | None]:
+        # in chunks of TEST_CHUNK examples x steps, so 2000 examples at T = 1000 fit in memory
+        spec = self.spec
+        x, y = self._fixed_batch(spec.length, spec.test_size, "test")
+        chunk = max(1, TEST_CHUNK // self.task.seq_len(spec.length))
+        loss, value = _evaluate(self.model, spec.task, x, y, chunk)
+        return tuple(v if math.isfinite(v) else None for v in (loss, value))
+
+    def probe_horizon(self) -> None:
+        # A model trained at any length runs at any other (its weights do not depend on T),
+        # so the horizon of every trained model of a task is measured at one common length,
+        # not capped by the length it happened to be trained at. One Jacobian example: the
+        # bound is checked at the trained length already.
+        spec = self.spec
+        x, y = self._fixed_batch(spec.horizon_length, spec.probe_batch, "probe")
+        profile = gradient_profile(self.model, x, y, spec.task, jac_examples=1)
+        profile.insert(0, "probe_length", spec.horizon_length)
+        profile.insert(0, "probe_step", self.state.step)
+        self.state.horizon = profile.to_dict(orient="list")
+
+    def summary(self, tf32: bool, config_hash: str | None) -> dict:
+        spec, state, task, device, wall = self.spec, self.state, self.task, self.device, self.wall
+        scan, dtype = self.model.scan_method(), next(self.model.parameters()).dtype
+        k = spec.final_k
+        metrics = state.evals["metric"][-k:]
+        losses = state.evals["eval_loss"][-k:]
+        baseline = tasks.baseline_loss(spec.task, spec.length)
+        final_loss = sum(losses) / len(losses) if losses else None
+        test_loss, test_metric = self.test
+        solved = test_metric is not None and tasks.is_solved(spec.task, test_metric, self.threshold)
+        status = "diverged" if state.diverged_at is not None else "solved" if solved else "unsolved"
+        pick = max if task.higher_is_better else min
+        return {
+            "task": spec.task,
+            "length": spec.length,
+            "variant": spec.variant,
+            "seed": spec.seed,
+            **spec.model.to_dict(),
+            "lr": spec.effective_lr,
+            "status": status,
+            "metric_name": task.metric_name,
+            "solve_threshold": self.threshold,
+            "test_size": spec.test_size,
+            "test_metric": test_metric,
+            "test_loss": test_loss,
+            "test_loss_ratio": test_loss / baseline if test_loss is not None else None,
+            "stopped_early": state.steps_to_solve is not None,
+            "final_metric": sum(metrics) / len(metrics) if metrics else None,
+            "best_metric": pick(state.evals["metric"]) if metrics else None,
+            "final_k": k,
+            "evaluations": len(state.evals["metric"]),
+            "final_loss": final_loss,
+            "baseline_loss": baseline,
+            "loss_ratio": final_loss / baseline if final_loss is not None else None,
+            "steps_to_solve": state.steps_to_solve,
+            "diverged_at": state.diverged_at,
+            "steps_done": state.step,
+            "wall_seconds": wall,
+            "steps_per_second": state.step / wall if wall > 0 else None,
+            "resumed_from": self.resumed_from,
+            "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "tf32": tf32,
+            "scan": scan,
+            # why minGRU on a CPU trains without its compiled kernel ("" when it has it), and
+            # what compiled it when it does (the two round differently: rnngrad.native)
+            "scan_reason": native.why_unavailable(dtype) if scan == "fused" else "",
+            "native_compiler": native.compiler() if scan == "native" else "",
+            "threads": spec.threads,
+            "torch_threads": torch.get_num_threads(),  # what torch used: checked against threads
+            "torch_version": torch.__version__,
+            "git_commit": _git_commit(),
+            "config_hash": config_hash,
+            "spec": spec.to_dict(),
+        }
 
 
 def _evaluate(model, task: str, x, y, chunk: int | None = None) -> tuple[float, float]:
-    """(loss, metric) of the model on a batch, `chunk` examples per forward pass.
-
-    Both are means over examples (and positions, the same number per example), so the
-    chunks' means weighted by their sizes give the whole batch's.
-    """
+    # Loss and metric are means over examples (and positions, the same number per example),
+    # so the chunks' means weighted by their sizes give the whole batch's.
     n = x.shape[0]
     chunk = n if chunk is None else chunk
     loss = value = 0.0
@@ -415,87 +347,13 @@ def _evaluate(model, task: str, x, y, chunk: int | None = None) -> tuple[float, 
     return loss, value
 
 
-def _test(spec: RunSpec, model, device) -> tuple[float | None, float | None]:
-    """(test_loss, test_metric) of the final weights on the held-out test batch.
-
-    In chunks of TEST_CHUNK examples x steps, so 2000 examples at T = 1000 fit in memory;
-    None for a value that is not finite.
-    """
-    x, y = tasks.make_batch(
-        spec.task, spec.length, spec.test_size, spec.seed, 0, device, stream="test"
-    )
-    chunk = max(1, TEST_CHUNK // tasks.get_task(spec.task).seq_len(spec.length))
-    loss, value = _evaluate(model, spec.task, x, y, chunk)
-    return (
-        loss if math.isfinite(loss) else None,
-        value if math.isfinite(value) else None,
-    )
+def _frames(records: list[dict]) -> pd.DataFrame:
+    return pd.concat(map(pd.DataFrame, records), ignore_index=True) if records else pd.DataFrame()
 
 
-def _summary(spec, state, task, threshold, test, wall, run, config_hash) -> dict:
-    """run: where and how it ran (device, tf32, scan and its reason and compiler, resumed_from)."""
-    device = run["device"]
-    k = spec.final_k
-    metrics = state.evals["metric"][-k:]
-    losses = state.evals["eval_loss"][-k:]
-    baseline = tasks.baseline_loss(spec.task, spec.length)
-    final_loss = sum(losses) / len(losses) if losses else None
-    test_loss, test_metric = test
-    if state.diverged_at is not None:
-        status = "diverged"
-    elif test_metric is not None and tasks.is_solved(spec.task, test_metric, threshold):
-        status = "solved"
-    else:
-        status = "unsolved"
-    pick = max if task.higher_is_better else min
-    steps_done = state.step
-    return {
-        "task": spec.task,
-        "length": spec.length,
-        "variant": spec.variant,
-        "seed": spec.seed,
-        **{k_: v for k_, v in spec.model.to_dict().items()},
-        "lr": spec.effective_lr,
-        "status": status,
-        "metric_name": task.metric_name,
-        "solve_threshold": threshold,
-        "test_size": spec.test_size,
-        "test_metric": test_metric,
-        "test_loss": test_loss,
-        "test_loss_ratio": test_loss / baseline if test_loss is not None else None,
-        "stopped_early": state.steps_to_solve is not None,
-        "final_metric": sum(metrics) / len(metrics) if metrics else None,
-        "best_metric": pick(state.evals["metric"]) if metrics else None,
-        "final_k": k,
-        "evaluations": len(state.evals["metric"]),
-        "final_loss": final_loss,
-        "baseline_loss": baseline,
-        "loss_ratio": final_loss / baseline if final_loss is not None else None,
-        "steps_to_solve": state.steps_to_solve,
-        "diverged_at": state.diverged_at,
-        "steps_done": steps_done,
-        "wall_seconds": wall,
-        "steps_per_second": steps_done / wall if wall > 0 else None,
-        "resumed_from": run["resumed_from"],
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "tf32": run["tf32"],
-        "scan": run["scan"],
-        "scan_reason": run["scan_reason"],
-        "native_compiler": run["native_compiler"],
-        "threads": spec.threads,
-        "torch_threads": torch.get_num_threads(),  # what torch used: checked against threads
-        "torch_version": torch.__version__,
-        "git_commit": _git_commit(),
-        "config_hash": config_hash,
-        "spec": spec.to_dict(),
-    }
-
-
-def _write_outputs(out_dir: Path, state: _State, summary: dict) -> None:
-    curve = pd.DataFrame(state.curve)
+def _write_outputs(out_dir: Path, state: RunState, summary: dict) -> None:
     evals = pd.DataFrame(state.evals)
-    curve = curve.merge(evals, on="step", how="left")[list(CURVE_COLUMNS)]
+    curve = pd.DataFrame(state.curve).merge(evals, on="step", how="left")[list(CURVE_COLUMNS)]
     write_parquet(out_dir / "curve.parquet", curve)
     write_parquet(out_dir / "gradients.parquet", _frames(state.probes))
     write_parquet(out_dir / "spectra.parquet", _frames(state.spectra))
