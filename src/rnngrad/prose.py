@@ -4,6 +4,8 @@ Every value the report prints inline goes through one of these, so a missing val
 reads "n/a" (never nan, None or <NA>), a count agrees with its noun, and a table is
 a Markdown pipe table (a text/html table would make Quarto load scripts from a CDN).
 Plurals and English lists come from `inflect`, tables from pandas' `to_markdown`.
+The sentences themselves are in report/prose.md.j2 (rnngrad.sentences), which uses
+these as filters.
 """
 
 from __future__ import annotations
@@ -26,9 +28,7 @@ __all__ = [
     "codes",
     "interval",
     "length_bound",
-    "per_decade",
     "steps_budget",
-    "prediction",
     "grouped",
     "reach",
     "table",
@@ -36,12 +36,6 @@ __all__ = [
     "success_rows",
     "critical_rows",
     "mitigation_rows",
-    "clipping_text",
-    "width_text",
-    "gain_text",
-    "constraint_text",
-    "cost_text",
-    "kernel_text",
 ]
 
 NA = "n/a"
@@ -147,15 +141,6 @@ def length_bound(value, censored: bool = False, none: str = "none") -> str:
     return f"\u2265 {fmt(value)}" if censored else fmt(value)
 
 
-def per_decade(rate) -> str:
-    """A decay rate (slope of log10 norm per step) in words: steps per tenfold fall."""
-    if missing(rate):
-        return NA
-    if rate >= 0:
-        return "does not shrink with distance"
-    return f"shrinks tenfold every {fmt(-1 / float(rate), 2)} steps"
-
-
 def steps_budget(steps: dict) -> str:
     """Step budgets per task and length (findings.Budget.steps) in words: '2,500 steps'
     when every run has it, else e.g. '2,000 to 4,000 steps on adding (by length) and
@@ -175,31 +160,6 @@ def steps_budget(steps: dict) -> str:
         return counted(values.pop(), "step")
     (t0, p0), *rest = sorted(steps.items())
     return listing([f"{span(p0, True)} on {t0}", *(f"{span(p, False)} on {t}" for t, p in rest)])
-
-
-VERDICTS = {
-    "predicts": "it predicts them (the interval lies above zero)",
-    "inverse": "longer horizons went with shorter critical lengths (the interval lies below zero)",
-    "no evidence": "the data give no evidence that it predicts them (the interval includes zero)",
-    "undetermined": "the grid has too few variants to tell",
-}
-
-
-def prediction(row) -> str:
-    """One row of findings.horizon_predicts_critical in words: the rank correlation,
-    its bootstrap interval, the verdict and the agreement of horizon >= T with solved."""
-    if row is None or missing(row.get("rho")):
-        return VERDICTS["undetermined"]
-    text = (
-        f"Spearman's ρ = {fmt(row['rho'], 2)} [{fmt(row['rho_low'], 2)}, {fmt(row['rho_high'], 2)}] "
-        f"over {counted(row['variants'], 'variant')}: {VERDICTS[row['verdict']]}"
-    )
-    if not missing(row.get("agreement")):
-        text += (
-            f"; horizon ≥ T agreed with solved at T for {pct(row['agreement'])} of "
-            f"{counted(row['pairs'], '(variant, length) pair')}"
-        )
-    return text
 
 
 def grouped(pairs: Iterable[tuple[str, str]], sep: str = "; ") -> str:
@@ -232,7 +192,7 @@ def table(df: pd.DataFrame, digits: int = 3, empty: str = "nothing to show") -> 
     return shown.to_markdown(index=False, disable_numparse=True)
 
 
-# ------------------------------------------------- findings as sentences and table rows
+# ------------------------------------------------------------- findings as table rows
 
 
 def reach(x) -> str:
@@ -367,95 +327,4 @@ def mitigation_rows(gains: pd.DataFrame) -> pd.DataFrame:
                 f"{fmt(a)} vs {fmt(b)}" for a, b in zip(g["rate"], g["rate_base"], strict=True)
             ],
         }
-    )
-
-
-def clipping_text(clip: pd.DataFrame) -> str:
-    """findings.clipping_effect as sentences (Markdown)."""
-    if not len(clip):
-        return "The training grid has no variant with gradient clipping."
-    out = []
-    for r in clip.itertuples():
-        text = f"{code(r.variant)} clipped {pct(r.clipped_share)} of its steps at threshold {fmt(r.clip_norm)}"
-        if isinstance(r.twin, str):
-            text += (
-                f"; against {code(r.twin)} on the same {counted(r.pairs, 'run')} it solved "
-                f"{fmt(r.solved)} against {fmt(r.solved_twin)}, and diverged {fmt(r.diverged)} "
-                f"times against {fmt(r.diverged_twin)}"
-            )
-        else:
-            text += " (the grid has no unclipped twin to compare it with)"
-        out.append(text + ".")
-    return " ".join(out)
-
-
-def constraint_text(check: pd.DataFrame) -> str:
-    """findings.constraint_check as sentences (never empty: Quarto leaves an inline
-    expression with empty output unevaluated in the page)."""
-    if not len(check):
-        return "The training grid has no variant with the orthogonal constraint."
-    return " ".join(
-        f"The orthogonal constraint of {code(r.variant)} kept its spectral norm within "
-        f"{fmt(r.deviation)} of one at all {counted(r.probes, 'probe')} of its runs."
-        for r in check.itertuples()
-    )
-
-
-def gain_text(gain: dict | None) -> str:
-    """findings.largest_gain as a clause (Markdown)."""
-    if gain is None:
-        return "none: the grid pairs no remedy with its baseline"
-    pairs = gain["pairs"]
-    return (
-        f"{gain['remedy']} ({code(gain['variant'])} against {code(gain['baseline'])}) on "
-        f"{gain['task']}, {pct(gain['solved'] / pairs)} of {counted(pairs, 'paired run')} "
-        f"solved against {pct(gain['solved_base'] / pairs)}"
-    )
-
-
-def width_text(width: pd.DataFrame) -> str:
-    """findings.width_effect as one sentence (Markdown): per task, each family's
-    decay rates in order of width."""
-    if not len(width):
-        return "The grid has no variants that differ only in width, so this report cannot say how width changes the decay."
-    per_task = []
-    for (task, length), g in width.groupby(["task", "length"], sort=True):
-        families = [
-            f"the {family}'s {listing(fmt(r) for r in f['rate'])} per step at H = "
-            f"{listing(str(h) for h in f['hidden_size'])}"
-            for family, f in g.groupby("family", sort=True)
-        ]
-        per_task.append(f"on {task} at T = {length}, {listing(families)}")
-    return f"Decay rate by width: {'; '.join(per_task)}."
-
-
-def cost_text(by_cell: pd.DataFrame) -> str:
-    """findings.cost_by_cell's by_cell frame as sentences."""
-    out = []
-    for task, g in by_cell.groupby("task", sort=True):
-        g = g.sort_values("ms_per_step")
-        if len(g) == 1:
-            out.append(
-                f"On {task} at T = {g['length'].iloc[0]}, a training step took {fmt(g['ms_per_step'].iloc[0])} ms ({g['cell'].iloc[0]})."
-            )
-            continue
-        out.append(
-            f"On {task} at T = {g['length'].iloc[0]}, a training step took from {fmt(g['ms_per_step'].iloc[0])} ms "
-            f"({g['cell'].iloc[0]}) to {fmt(g['ms_per_step'].iloc[-1])} ms ({g['cell'].iloc[-1]}), "
-            f"{fmt(g['ratio'].iloc[-1], 2)} times as long."
-        )
-    return " ".join(out) or "The grid trained no runs."
-
-
-def kernel_text(use) -> str:
-    """findings.kernel_use as a sentence (never empty: Quarto leaves an empty inline
-    expression in the page as code)."""
-    if not use.runs:
-        return "No minGRU run trained on a CPU, so its compiled kernel was not used."
-    runs = counted(use.runs, "minGRU run")
-    if not use.fallbacks:
-        return f"All {runs} on the CPU trained with the compiled kernel (numba)."
-    return (
-        f"{use.fallbacks} of {runs} on the CPU trained with the torch fallback instead of "
-        f"the compiled kernel ({listing(use.reasons)})."
     )
