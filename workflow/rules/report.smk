@@ -4,6 +4,7 @@
 rule report:
     input:
         qmd="report/report.qmd",
+        prose="report/prose.md.j2",
         quarto="report/_quarto.yml",
         bib="report/references.bib",
         anchors="report/anchors.csv",
