@@ -13,16 +13,16 @@ from rnngrad import checkpoints
 def stop_after_checkpoint(monkeypatch, spec, out: Path, step: int | None = None, **kwargs):
     """Run `train_run(spec, out, **kwargs)` until the checkpoint of `step` (None: the first)
     is written, then interrupt it; the real checkpoint writer is back in place after."""
-    real_save = checkpoints.save
+    real_save = checkpoints.write
 
     def save_then_die(path, spec_, model, opt, state):
         real_save(path, spec_, model, opt, state)
         if step is None or state.step == step:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(checkpoints, "save", save_then_die)
+    monkeypatch.setattr(checkpoints, "write", save_then_die)
     try:
         with pytest.raises(KeyboardInterrupt):
             tr.train_run(spec, out, progress=False, **kwargs)
     finally:
-        monkeypatch.setattr(checkpoints, "save", real_save)
+        monkeypatch.setattr(checkpoints, "write", real_save)

@@ -37,7 +37,7 @@ class RunState:
     elapsed: float = 0.0  # seconds of training before this process (resumed runs)
 
 
-def save(path: Path, spec: RunSpec, model, opt, state: RunState) -> None:
+def write(path: Path, spec: RunSpec, model, opt, state: RunState) -> None:
     """Write the checkpoint atomically: a kill leaves the previous one or this one whole."""
     blob = {
         "version": VERSION,

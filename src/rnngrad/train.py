@@ -241,7 +241,7 @@ class _Run:
 
     def checkpoint(self) -> None:
         self.state.elapsed = time.perf_counter() - self.t0
-        checkpoints.save(self.ckpt, self.spec, self.model, self.opt, self.state)
+        checkpoints.write(self.ckpt, self.spec, self.model, self.opt, self.state)
 
     def finish(self) -> None:
         state = self.state
