@@ -20,6 +20,7 @@ from rnngrad.findings.scorecard import (
     NO_COUNTERPART,
     NOT_ATTEMPTED,
     NOT_IN_GRID,
+    ScorecardSummary,
     budget_frame,
     scorecard,
     scorecard_summary,
@@ -252,6 +253,9 @@ def test_scorecard_summary_counts():
     assert agreement_text(scorecard_summary(scorecard(ANCHOR_ROWS[:0], SUCCESS, BUDGET))) == (
         "none falls in this grid, so none is compared"
     )
+    # rows inside the grid's lengths whose variant the sweep never reached are not "outside"
+    unreached = ScorecardSummary(2, 0, 0, 0, 1, 1, 0, 1, ())
+    assert agreement_text(unreached).startswith("none was compared: the rows that fall in")
 
 
 # ------------------------------------------------------------ the real anchors file
