@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from rnngrad import aggregate, probes, tasks
+from rnngrad import aggregate, jacobians, probes, tasks
 from rnngrad.measures import decay_rate, horizon
 from rnngrad.models import GATE_NAMES, SequenceModel, VariantSpec, build_model
 from rnngrad.probes import PROFILE_COLUMNS, gradient_profile, init_probe, weight_spectra
@@ -297,8 +297,8 @@ def test_bound_holds_catches_a_bound_below_the_measured_ratio(monkeypatch):
     # W = a Q is exactly tight: norms 10 % low put the bound below every ratio past r
     q, _ = torch.linalg.qr(torch.randn(5, 5, generator=torch.Generator().manual_seed(2)).double())
     model = _linear_model(0.8 * q)
-    real = probes._spectral_norms
-    monkeypatch.setattr(probes, "_spectral_norms", lambda J: 0.9 * real(J))
+    real = jacobians.spectral_norms
+    monkeypatch.setattr(jacobians, "spectral_norms", lambda J: 0.9 * real(J))
     prof = gradient_profile(model, *_batch(length=12, batch=4), "adding", jac_examples=None)
     holds = prof.set_index("distance")["bound_holds"]
     assert holds[0] == 1.0 and (holds.drop(0) == 0.0).all()
@@ -363,17 +363,17 @@ def test_spectral_norms_of_full_and_diagonal_jacobians():
     cplx = torch.complex(real, torch.randn(5, 7, 7, generator=gen, dtype=torch.float64))
     for J in (real, cplx, 1e200 * real, 1e-200 * real):
         np.testing.assert_allclose(
-            probes._spectral_norms(J), torch.linalg.matrix_norm(J, ord=2), rtol=1e-10
+            jacobians.spectral_norms(J), torch.linalg.matrix_norm(J, ord=2), rtol=1e-10
         )
     d = cplx[:, 0]  # (n, D): the diagonal of diag(d)
-    torch.testing.assert_close(probes._spectral_norms(d), d.abs().amax(dim=1))
+    torch.testing.assert_close(jacobians.spectral_norms(d), d.abs().amax(dim=1))
     np.testing.assert_allclose(
-        probes._spectral_norms(d), torch.linalg.matrix_norm(torch.diag_embed(d), ord=2)
+        jacobians.spectral_norms(d), torch.linalg.matrix_norm(torch.diag_embed(d), ord=2)
     )
 
 
 def test_an_unregistered_cell_names_the_registered_ones(monkeypatch):
-    monkeypatch.delitem(probes._JACOBIANS, "gru")
+    monkeypatch.delitem(jacobians.JACOBIANS, "gru")
     with pytest.raises(ValueError, match=r"no state Jacobian registered for cell 'gru'.*lstm"):
         gradient_profile(_model("gru"), *_batch(), "adding")
 
@@ -576,10 +576,6 @@ def test_norms_are_taken_scaled(dtype):
 def test_jacobian_norm_survives_an_eigensolver_failure(monkeypatch):
     """LAPACK can fail on one ill-conditioned matrix of a batch (seen with a blowing-up
     IRNN): the others keep their value, the failing one becomes NaN, nothing raises."""
-    import torch
-
-    from rnngrad import probes
-
     real = torch.linalg.eigvalsh
     gram = (
         torch.eye(3, dtype=torch.float64).repeat(3, 1, 1)
@@ -592,5 +588,5 @@ def test_jacobian_norm_survives_an_eigensolver_failure(monkeypatch):
         return real(a)
 
     monkeypatch.setattr(torch.linalg, "eigvalsh", flaky)
-    top = probes._top_eigenvalue(gram)
+    top = jacobians.top_eigenvalue(gram)
     assert top[0] == 1.0 and top[2] == 9.0 and torch.isnan(top[1])
