@@ -381,9 +381,9 @@ def test_reference_example_states_the_setup_of_its_table(monkeypatch):
         return real(x, params, **kwargs)
 
     monkeypatch.setattr(rnngrad.reference, "elman_bptt", spy)
-    ref = reference_example(length=40, hidden=5)
+    ref = reference_example(length=40, hidden=5, examples=7)
     # the caption's numbers are those of the batch reference_decay really ran
-    assert set(shapes) == {((ref.examples, 40, 2), (5, 5))}
+    assert ref.examples == 7 and set(shapes) == {((7, 40, 2), (5, 5))}
     assert (ref.length, ref.hidden, ref.farthest) == (40, 5, 39)
     assert ref.at_farthest in ref.table.columns and ref.table[ref.at_farthest].lt(1).all()
 

@@ -270,19 +270,23 @@ def width_effect(decay: pd.DataFrame, variants: pd.DataFrame) -> pd.DataFrame:
 
 
 def reference_decay(
-    gains=(0.5, 0.9, 1.0, 1.5), length: int = 60, hidden: int = 32, distances=(10, 30)
+    gains=(0.5, 0.9, 1.0, 1.5),
+    length: int = 60,
+    hidden: int = 32,
+    distances=(10, 30),
+    examples: int = 16,
 ) -> pd.DataFrame:
     """The decay in numbers on the NumPy reference BPTT (rnngrad.reference): an Elman
     tanh RNN with W_hh = gain x an orthogonal matrix, the loss read at the last step.
 
-    One row per gain: the median over 16 examples of ||dL/dh_t|| at each distance
+    One row per gain: the median over `examples` inputs of ||dL/dh_t|| at each distance
     (and at length - 1) divided by its value at distance 0.
     """
     from rnngrad.reference import ElmanParams, elman_bptt
 
     rng = np.random.default_rng(0)
     q, _ = np.linalg.qr(rng.normal(size=(hidden, hidden)))
-    x = rng.normal(size=(16, length, 2))
+    x = rng.normal(size=(examples, length, 2))
     w_ih = rng.normal(size=(hidden, 2)) / np.sqrt(2)
     w_out = rng.normal(size=hidden) / np.sqrt(hidden)
     rows = []
@@ -290,7 +294,7 @@ def reference_decay(
         p = ElmanParams(
             w_ih=w_ih, w_hh=gain * q, b_ih=np.zeros(hidden), b_hh=np.zeros(hidden), w_out=w_out
         )
-        res = elman_bptt(x, p, y=np.zeros(16))
+        res = elman_bptt(x, p, y=np.zeros(examples))
         norms = np.median(np.linalg.norm(res.grad_h, axis=2), axis=0)  # (T,) over examples
         rel = norms[::-1] / norms[-1]  # by distance from the loss
         row = {"gain": float(gain)}

@@ -23,8 +23,6 @@ __all__ = [
 ]
 
 FLOAT32_TINY = float(np.finfo(np.float32).tiny)  # the smallest normal float32
-# reference_decay's batch, which it does not take as an argument (a test checks them equal)
-REFERENCE_EXAMPLES = 16
 
 
 @dataclass(frozen=True)
@@ -48,10 +46,10 @@ class ReferenceExample:
         return f"distance {self.farthest}"
 
 
-def reference_example(length: int = 60, hidden: int = 32) -> ReferenceExample:
+def reference_example(length: int = 60, hidden: int = 32, examples: int = 16) -> ReferenceExample:
     """The reference decay table (rnngrad.reference's BPTT) and its setup."""
-    table = reference_decay(length=length, hidden=hidden)
-    return ReferenceExample(REFERENCE_EXAMPLES, hidden, length, table)
+    table = reference_decay(length=length, hidden=hidden, examples=examples)
+    return ReferenceExample(examples, hidden, length, table)
 
 
 def loss_thresholds(runs: pd.DataFrame) -> pd.DataFrame:
