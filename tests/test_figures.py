@@ -231,3 +231,12 @@ def test_grad_norm_pairs_a_clipped_variant_with_its_twin_at_a_length_both_reache
     assert _titles(fig) == ["adding, T = 10: a_clip vs a"]
     drawn = {tuple(line.get_ydata()) for ax in fig.axes for line in ax.get_lines()}
     assert (5.0, 5.0, 5.0) in drawn and (10.0, 10.0, 10.0) not in drawn  # T = 10, not 20
+
+
+def test_the_loss_ratio_figure_draws_the_findings_threshold():
+    from rnngrad.figures.training import threshold_ratio
+
+    runs = pd.DataFrame({"task": ["adding", "copy"], "metric_name": ["mse", "accuracy"],
+                         "solve_threshold": [0.01, 0.99], "baseline_loss": [1 / 6, 0.17]})  # fmt: skip
+    assert threshold_ratio(runs, "adding") == pytest.approx(0.06)
+    assert threshold_ratio(runs, "copy") is None  # its metric is not its loss

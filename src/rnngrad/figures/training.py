@@ -22,6 +22,7 @@ from rnngrad.figures.style import (
     subplots,
     theme,
 )
+from rnngrad.findings.quoted import loss_thresholds
 
 __all__ = ["loss_ratio", "learning_curves", "threshold_ratio"]
 
@@ -35,16 +36,10 @@ def diverged_marks(ax, x, colour) -> None:
 
 
 def threshold_ratio(runs: pd.DataFrame, task: str) -> float | None:
-    """The solve threshold as a loss ratio, for tasks whose metric is their loss (MSE):
-    threshold / baseline loss (adding: 0.01 / (1/6) = 0.06); None otherwise."""
-    r = runs[(runs["task"] == task) & (runs["metric_name"] == "mse")]
-    r = r[
-        np.isfinite(r["solve_threshold"].astype(float))
-        & np.isfinite(r["baseline_loss"].astype(float))
-    ]
-    if not len(r):
-        return None
-    return float(r["solve_threshold"].iloc[0] / r["baseline_loss"].iloc[0])
+    """The solve threshold as a loss ratio (findings.loss_thresholds) for tasks whose
+    metric is their loss (MSE), e.g. adding: 0.01 / (1/6) = 0.06; None otherwise."""
+    row = loss_thresholds(runs).query("task == @task")
+    return float(row["ratio"].iloc[0]) if len(row) else None
 
 
 def loss_ratio(runs: pd.DataFrame, *, styles: Mapping[str, dict] | None = None, **_) -> Figure:
