@@ -322,18 +322,10 @@ def _cmd_figure(args, cfg: dict) -> int:
 
 
 def _cmd_render(args, cfg: dict) -> int:
-    from rnngrad.render import render_report
+    from rnngrad.render import render_report, report_params
 
-    files = [str(args.config)]
-    params = {
-        "tables_dir": str(args.tables),
-        "figures_dir": str(args.figures),
-        "config": cfg,
-        "anchors_file": str(args.qmd.parent / "anchors.csv"),
-        "config_hash": cfgmod.config_hash(cfg),
-        "config_files": files,
-        "commands": cfgmod.reproduce_commands(files),
-    }
+    params = report_params(args.tables, args.figures, cfg, args.qmd.parent / "anchors.csv",
+                           cfgmod.config_hash(cfg), [str(args.config)])  # fmt: skip
     used = render_report(args.qmd, args.out, params, renderer=args.renderer)
     print(f"rendered {args.out} with {used}")
     return 0

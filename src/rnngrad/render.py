@@ -31,7 +31,14 @@ import yaml
 
 from rnngrad.io import atomic_path
 
-__all__ = ["render_report", "quarto_command", "RENDERERS", "RenderError", "renderer_versions"]
+__all__ = [
+    "render_report",
+    "report_params",
+    "quarto_command",
+    "RENDERERS",
+    "RenderError",
+    "renderer_versions",
+]
 
 RENDERERS = ("auto", "quarto", "jupyter-fallback")
 PATH_PARAMS = ("tables_dir", "figures_dir", "config")  # and any key ending in _dir/_path/_file
@@ -45,6 +52,31 @@ _PRIORITY = ("text/html", "text/markdown", "image/svg+xml", "image/png", "image/
 
 class RenderError(RuntimeError):
     """The report could not be rendered; the message names the file and the cause."""
+
+
+def report_params(
+    tables_dir: str | Path,
+    figures_dir: str | Path,
+    config: Mapping,
+    anchors_file: str | Path,
+    config_hash: str,
+    config_files: list[str],
+    snakemake_version: str = "",
+) -> dict:
+    """The report's parameters, for the workflow's report rule and `rnngrad render` alike
+    (the command that reproduces the report follows from the config files)."""
+    from rnngrad.config import reproduce_commands
+
+    return {
+        "tables_dir": str(tables_dir),
+        "figures_dir": str(figures_dir),
+        "config": dict(config),
+        "anchors_file": str(anchors_file),
+        "config_hash": config_hash,
+        "config_files": list(config_files),
+        "commands": reproduce_commands(config_files),
+        "snakemake_version": snakemake_version,
+    }
 
 
 def render_report(

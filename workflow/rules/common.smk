@@ -156,7 +156,6 @@ def shown_path(path) -> str:
 # The command that reproduces the report, not this invocation's argv: a report param that
 # changed with --cores or -n would rerun the report.
 CONFIG_FILES = [shown_path(p) for p in workflow.configfiles]
-REPORT_COMMANDS = rnnconfig.reproduce_commands(CONFIG_FILES)
 
 
 def run_identity(wildcards):

@@ -27,7 +27,6 @@ rule report:
     params:
         config_hash=CONFIG_HASH,
         config_files=CONFIG_FILES,
-        commands=REPORT_COMMANDS,
         snakemake_version=SNAKEMAKE_VERSION,
     script:
         "../scripts/report.py"
